@@ -1,0 +1,1 @@
+"""GrowthOS Management API source for dlt."""

@@ -1,0 +1,200 @@
+"""Client-side pacing for the GrowthOS Management API.
+
+The API limits requests per key (10/50/100 req/s by plan) and announces the limit on every
+response with ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (unix
+seconds). A 429 carries ``Retry-After``. Staying just under the limit is much cheaper than
+collecting 429s and backing off, so every request of a client passes through one shared
+:class:`RateLimiter` first.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["PacingStats", "RateLimiter", "parse_retry_after"]
+
+# Waits announced through X-RateLimit-Reset beyond this are treated as clock skew, not as
+# a real quota window (the documented windows are one second long).
+MAX_RESET_WAIT = 60.0
+# Our clock and the server's disagree by more than this: trust the server's Date header instead.
+MAX_CLOCK_SKEW = 2.0
+
+
+@dataclass(frozen=True)
+class PacingStats:
+    """Counters of one limiter: requests admitted, 429 pauses, seconds spent waiting."""
+
+    requests: int
+    pauses: int
+    wait_seconds: float
+    limit: float | None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Turn a ``Retry-After`` value (delta seconds or HTTP-date) into seconds to wait.
+
+    ``now`` is the current unix time, used for the HTTP-date form. Returns None when the value
+    is absent or unparseable, so callers fall back to their own backoff.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _number(headers: Mapping[str, str], name: str) -> float | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw.strip())
+    except ValueError:
+        return None
+
+
+class RateLimiter:
+    """One shared request schedule for all threads of a client.
+
+    ``acquire()`` hands each caller a start slot on a single timeline spaced
+    ``1 / (safety * limit)`` seconds apart; slots are computed under a lock and the waiting
+    happens outside it, so many threads can pace concurrently without serialising their sleeps.
+    ``limit`` is the smaller of ``max_requests_per_second`` and the latest
+    ``X-RateLimit-Limit`` seen. Until the first response tells us the limit, only ``burst``
+    request(s) may be in flight; if responses carry no rate-limit headers at all, pacing is off.
+    ``clock``/``wall_clock``/``sleep`` are injectable for deterministic tests.
+    """
+
+    def __init__(
+        self,
+        max_requests_per_second: float | None = None,
+        *,
+        safety: float = 0.9,
+        burst: int = 1,
+        probe_timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_requests_per_second is not None and not max_requests_per_second > 0:
+            raise ValueError("max_requests_per_second must be > 0 (or None to learn it)")
+        if not 0 < safety <= 1:
+            raise ValueError("safety must be in (0, 1]")
+        self._fixed = max_requests_per_second
+        self._learned: float | None = None
+        self._safety = safety
+        self._burst = max(1, burst)
+        self._probe_timeout = probe_timeout
+        self._clock = clock
+        self._wall = wall_clock
+        self._sleep = sleep
+        self._cond = threading.Condition()
+        self._seen_response = False
+        self._probes = 0
+        self._next_slot = float("-inf")
+        self._blocked_until = float("-inf")
+        self._requests = 0
+        self._pauses = 0
+        self._waited = 0.0
+
+    @property
+    def limit(self) -> float | None:
+        """The request rate (req/s) the schedule is based on, before the safety factor."""
+        with self._cond:
+            return self._limit()
+
+    def _limit(self) -> float | None:
+        known = [x for x in (self._fixed, self._learned) if x is not None]
+        return min(known) if known else None
+
+    def acquire(self) -> float:
+        """Block until this caller may send its request; return the seconds waited."""
+        waited = 0.0
+        with self._cond:
+            self._requests += 1
+            deadline = time.monotonic() + self._probe_timeout
+            # Before any response we do not know the plan's limit: let `burst` probe requests
+            # go and hold the others until a response (or a failed probe) tells us more.
+            while self._probing() and self._probes >= self._burst:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                started = self._clock()
+                self._cond.wait(timeout=remaining)
+                waited += max(0.0, self._clock() - started)
+            now = self._clock()
+            slot = max(now, self._blocked_until)
+            limit = self._limit()
+            if self._probing():
+                self._probes += 1
+            elif limit is not None:
+                slot = max(slot, self._next_slot)
+                self._next_slot = slot + 1.0 / (self._safety * limit)
+            delay = slot - now
+            self._waited += waited + max(0.0, delay)
+        if delay > 0:
+            self._sleep(delay)
+        return waited + max(0.0, delay)
+
+    def _probing(self) -> bool:
+        return self._fixed is None and not self._seen_response
+
+    def observe(self, headers: Mapping[str, str] | None) -> None:
+        """Learn from a response's headers (None when the request got no response at all)."""
+        with self._cond:
+            if headers is None:
+                # A failed probe frees its place so another caller can try.
+                if self._probing() and self._probes > 0:
+                    self._probes -= 1
+                self._cond.notify_all()
+                return
+            lowered = {k.lower(): v for k, v in headers.items()}
+            limit = _number(lowered, "x-ratelimit-limit")
+            if limit is not None and limit > 0:
+                self._learned = limit
+            self._seen_response = True
+            remaining = _number(lowered, "x-ratelimit-remaining")
+            reset = _number(lowered, "x-ratelimit-reset")
+            if remaining is not None and remaining <= 0 and reset is not None:
+                wait = reset - self._server_now(lowered.get("date"))
+                if wait > 0:
+                    self._block_for(min(wait, MAX_RESET_WAIT))
+            self._cond.notify_all()
+
+    def _server_now(self, date_header: str | None) -> float:
+        # X-RateLimit-Reset is the server's unix time; if our clock is badly off, the Date
+        # header (1 s resolution) is a better "now" than the local wall clock.
+        wall = self._wall()
+        if date_header:
+            try:
+                server = email.utils.parsedate_to_datetime(date_header).timestamp()
+            except (TypeError, ValueError, IndexError):
+                return wall
+            if abs(server - wall) > MAX_CLOCK_SKEW:
+                return server
+        return wall
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` (after a 429) and count the 429."""
+        with self._cond:
+            self._pauses += 1
+            self._block_for(seconds)
+
+    def _block_for(self, seconds: float) -> None:
+        self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
+
+    def stats(self) -> PacingStats:
+        """Snapshot of the counters."""
+        with self._cond:
+            return PacingStats(self._requests, self._pauses, self._waited, self._limit())
