@@ -1,0 +1,128 @@
+"""Analytics: the event stream, the overview, event-count queries, funnels and cohorts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ..errors import ApiError, bad_param, invalid, not_found
+from ..pagination import page_body, parse_limit
+from ..routing import Request, Response, handler
+from ..util import parse_ms
+from .common import ok
+
+
+def _ms_param(req: Request, name: str) -> int | None:
+    raw = req.params.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_ms(raw)
+    except ValueError:
+        raise bad_param(name, "must be an ISO 8601 date-time, e.g. 2026-02-20T14:22:00Z") from None
+
+
+def event_page(req: Request, scope: str, contact_id: str | None = None) -> Response:
+    """Newest-first page of events; `from` inclusive, `to` exclusive, on `timestamp`."""
+    limit = parse_limit(req.params)
+    after = None
+    if "cursor" in req.params:
+        k = req.cursor_secret.decode(scope, req.params["cursor"])
+        after = (int(k[0]), str(k[1]))
+    blobs, last = req.world.events.page(
+        after, limit, from_ms=_ms_param(req, "from"), to_ms=_ms_param(req, "to"),
+        event=req.params.get("event"), contact_id=contact_id or req.params.get("contact_id"))
+    nxt = None if last is None else req.cursor_secret.encode(scope, list(last))
+    return Response(200, page_body(blobs, nxt, req.request_id))
+
+
+@handler("listEvents")
+def list_events(req: Request) -> Response:
+    return event_page(req, "events")
+
+
+@handler("getAnalyticsOverview")
+def overview(req: Request) -> Response:
+    return ok(req.world.overview())
+
+
+def _date(body: dict, name: str) -> dt.date:  # type: ignore[type-arg]
+    try:
+        return dt.date.fromisoformat(str(body[name]))
+    except ValueError:
+        raise invalid(name, "must be a date YYYY-MM-DD") from None
+
+
+def _interval_start(d: dt.date, interval: str) -> dt.date:
+    if interval == "week":
+        return d - dt.timedelta(days=d.weekday())
+    if interval == "month":
+        return d.replace(day=1)
+    return d
+
+
+@handler("queryAnalytics")
+def query(req: Request) -> Response:
+    body = req.body
+    start, end = _date(body, "from"), _date(body, "to")
+    interval = body.get("interval") or "day"
+    if end < start:
+        raise invalid("to", "must not be before 'from'")
+    if interval == "day" and (end - start).days >= 366:
+        raise invalid("to", "at most 366 intervals per query")
+    qtype = body["type"]
+    if qtype not in ("event_count", "unique_contacts"):
+        raise ApiError(422, "validation_error",
+                       f"query type '{qtype}' is answered by GET /analytics/funnels/{{id}} "
+                       "or /cohorts/{id}", [{"field": "type", "reason": "unsupported here"}])
+    event = body.get("event")
+    by_day = req.world.event_counts(start.isoformat(), end.isoformat(), event)
+    if qtype == "unique_contacts":
+        by_day = _unique_contacts(req, start, end, event)
+    buckets: dict[str, dict[str, int]] = {}
+    for day, groups in by_day.items():
+        key = _interval_start(dt.date.fromisoformat(day), interval).isoformat()
+        b = buckets.setdefault(key, {})
+        for name, n in groups.items():
+            b[name] = b.get(name, 0) + n
+    grouped = body.get("group_by") == "event"
+    data = []
+    total = 0
+    for key in sorted(buckets):
+        groups = buckets[key]
+        n = sum(groups.values())
+        total += n
+        data.append({"date": key, "groups": dict(sorted(groups.items())) if grouped
+                     else {"all": n}})
+    return ok({"type": qtype, "data": data, "total": total})
+
+
+def _unique_contacts(req: Request, start: dt.date, end: dt.date,
+                     event: str | None) -> dict[str, dict[str, int]]:
+    ev = req.world.events
+    lo = parse_ms(start.isoformat())
+    hi = parse_ms((end + dt.timedelta(days=1)).isoformat())
+    import bisect
+
+    seen: dict[str, dict[str, set[str]]] = {}
+    for i in range(bisect.bisect_left(ev.ts, lo), bisect.bisect_left(ev.ts, hi)):
+        if event is not None and ev.name[i] != event:
+            continue
+        day = dt.datetime.fromtimestamp(ev.ts[i] / 1000, dt.timezone.utc).date().isoformat()
+        seen.setdefault(day, {}).setdefault(ev.name[i], set()).add(ev.contact[i])
+    return {d: {n: len(s) for n, s in g.items()} for d, g in seen.items()}
+
+
+@handler("getFunnel")
+def funnel(req: Request) -> Response:
+    f = req.world.funnels.get(req.path_params["id"])
+    if f is None:
+        raise not_found("funnel", req.path_params["id"])
+    return ok(f)
+
+
+@handler("getCohort")
+def cohort(req: Request) -> Response:
+    c = req.world.cohorts.get(req.path_params["id"])
+    if c is None:
+        raise not_found("cohort", req.path_params["id"])
+    return ok(c)

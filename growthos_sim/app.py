@@ -1,0 +1,96 @@
+"""`SimServer`: the local GrowthOS server, startable in-process (tests, demo) or from the CLI."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from .control import Control
+from .faults import Faults
+from .generate import DEFAULT_KEY
+from .pagination import Cursors
+from .ratelimit import RateLimiter
+from .routing import HANDLERS, Router, load_document
+from .seeding import build_world
+from .server import serve
+from .stats import Stats
+from .util import iso_ms
+from .world import World
+
+
+class SimServer:
+    """A running local GrowthOS server on real HTTP.
+
+    `SimServer(seed=7, contacts=1000, events=10000).start()` binds 127.0.0.1 on a free port;
+    `base_url` is what a client uses (`http://127.0.0.1:PORT/v1`). Same seed and sizes, same data.
+    """
+
+    def __init__(self, *, seed: int = 7, contacts: int = 1000, events: int = 10_000,
+                 plan: str = "unlimited", latency_ms: int = 0,
+                 keys: dict[str, list[str]] | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.seed, self.n_contacts, self.n_events = seed, contacts, events
+        self.keys = keys or {DEFAULT_KEY: ["*"]}
+        self.host, self.port = host, port
+        self.latency_ms = latency_ms
+        self.limiter = RateLimiter(plan)
+        self.document_bytes, doc = load_document()
+        self.router = Router(doc)
+        self.handlers = HANDLERS
+        self.cursors = Cursors(secrets.token_bytes(32))
+        self.faults = Faults()
+        self.stats = Stats()
+        self.control = Control(self)
+        self.world: World = build_world(seed, contacts, events, self.keys)
+        self._httpd: Any = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "SimServer":
+        self._httpd, self._thread = serve(self, self.host, self.port)
+        self.port = self._httpd.server_address[1]
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "SimServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    # ---- control ---------------------------------------------------------------------------
+    def reset(self, seed: int | None = None, contacts: int | None = None,
+              events: int | None = None) -> None:
+        """Rebuild the data from the seed, clear faults and counters (cursors stay valid only
+        for the new data)."""
+        self.seed = self.seed if seed is None else int(seed)
+        self.n_contacts = self.n_contacts if contacts is None else int(contacts)
+        self.n_events = self.n_events if events is None else int(events)
+        world = build_world(self.seed, self.n_contacts, self.n_events, self.keys)
+        with self.world.lock:
+            self.world = world
+        self.faults = Faults()
+        self.stats.reset()
+
+    def now_iso(self) -> str:
+        return iso_ms(self.world.clock.now())
+
+    def info(self) -> dict[str, Any]:
+        w = self.world
+        with w.lock:
+            return {"seed": self.seed, "contacts": len(w.contacts), "events": len(w.events),
+                    "plan": self.limiter.plan, "now": self.now_iso(),
+                    "waitlist_ids": [r["id"] for r in w.waitlists.iter_live()],
+                    "funnel_ids": list(w.funnels), "cohort_ids": list(w.cohorts)}

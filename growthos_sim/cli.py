@@ -1,0 +1,61 @@
+"""`python -m growthos_sim` / `growthos-sim`: run the local GrowthOS server."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+from .generate import DEFAULT_KEY
+from .ratelimit import PLANS
+
+
+def _key(text: str) -> tuple[str, list[str]]:
+    token, sep, scopes = text.partition("=")
+    if not sep or not token or not scopes:
+        raise argparse.ArgumentTypeError("use --key TOKEN=SCOPE,SCOPE (e.g. gos_sk_ro=contacts:read)")
+    return token, [s.strip() for s in scopes.split(",") if s.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="growthos-sim", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8787, help="port; 0 picks a free one (default 8787)")
+    p.add_argument("--seed", type=int, default=7, help="data seed (default 7)")
+    p.add_argument("--contacts", type=int, default=5000, help="contacts to generate (default 5000)")
+    p.add_argument("--events", type=int, default=50000, help="events to generate (default 50000)")
+    p.add_argument("--plan", choices=list(PLANS), default="scale",
+                   help="rate-limit plan per key: free 10, growth 50, scale 100 req/s, unlimited")
+    p.add_argument("--latency-ms", type=int, default=0, help="added to every API response")
+    p.add_argument("--key", type=_key, action="append", default=[], metavar="TOKEN=SCOPES",
+                   help=f"accepted key and its scopes (repeatable; default {DEFAULT_KEY}=*)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from .app import SimServer
+
+    t0 = time.time()
+    sim = SimServer(seed=args.seed, contacts=args.contacts, events=args.events, plan=args.plan,
+                    latency_ms=args.latency_ms, keys=dict(args.key) or None, host=args.host,
+                    port=args.port)
+    sim.start()
+    print(f"GrowthOS simulator listening on {sim.url} (API {sim.base_url}, "
+          f"document {sim.url}/openapi/management.yaml); seed {args.seed}, "
+          f"{args.contacts} contacts, {args.events} events, plan {args.plan}; "
+          f"generated in {time.time() - t0:.1f}s", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""/_sim/mutate: a burst of realistic activity that also moves the server clock forward.
+
+All activity is stamped inside (old now, new now], so incremental readers see it as new.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable
+
+from . import fake
+from .api.contacts import delete_contact_record, merge_records
+from .generate import (add_member, campaign_stats, new_campaign, new_contact, new_conversion,
+                       new_delivery, new_entry, new_link, new_program, new_response, new_segment,
+                       new_survey, new_webhook)
+from .table import Record
+from .util import DAY_MS, iso_ms, new_id, parse_duration_ms
+from .world import World
+
+Summary = dict[str, Any]
+
+
+def default_day(w: World, days: float) -> dict[str, dict[str, int]]:
+    """What one ordinary day looks like for a world of this size (scaled by `days`)."""
+    n = len(w.contacts)
+
+    def k(x: float, lo: int) -> int:
+        return max(lo, int(x * days))
+
+    return {
+        "contacts": {"create": k(n * 0.005, 3), "update": k(n * 0.01, 5), "delete": k(n * 0.001, 1),
+                     "merge": 1},
+        "events": {"create": k(len(w.events) / 730, 50)},
+        "survey_responses": {"create": k(n * 0.002, 3)},
+        "segment_memberships": {"create": k(n * 0.002, 3)},
+        "referral_links": {"create": k(n * 0.001, 2)},
+        "referral_conversions": {"create": k(n * 0.001, 2)},
+        "campaigns": {"update": 2},
+        "campaign_stats": {"update": 3},
+        "waitlist_entries": {"create": k(n * 0.001, 2), "update": 2},
+        "webhook_deliveries": {"create": 20},
+        "segments": {"update": 1},
+    }
+
+
+class Mutator:
+    """Applies a mutate request to a world (call with the world's lock held)."""
+
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.rng = w.rng
+
+    def apply(self, spec: dict[str, Any]) -> Summary:
+        w = self.w
+        advance = parse_duration_ms(str(spec.get("advance", "0s")))
+        plan = {k: v for k, v in spec.items() if k not in ("advance", "activity")}
+        unknown = set(plan) - set(self.ops())
+        if unknown:
+            raise ValueError(f"unknown tables {sorted(unknown)}; known: {sorted(self.ops())}")
+        if not plan and spec.get("activity", True) and advance:
+            plan = default_day(w, advance / DAY_MS)
+        start = w.clock.now()
+        end = start + max(advance, 1)
+        summary: Summary = {"from": iso_ms(start), "to": iso_ms(end)}
+        for table, actions in plan.items():
+            for action, count in actions.items():
+                fn = self.ops()[table].get(action)
+                if fn is None:
+                    raise ValueError(f"{table} supports {sorted(self.ops()[table])}, not {action}")
+                times = sorted(start + 1 + int(self.rng.random() * (end - start - 1))
+                               for _ in range(int(count)))
+                done = [r for t in times if (r := fn(t)) is not None]
+                summary.setdefault(table, {})[action] = done if table != "events" else len(done)
+        w.clock.advance(end - start)
+        summary["now"] = iso_ms(w.clock.now())
+        return summary
+
+    def ops(self) -> dict[str, dict[str, Callable[[int], Any]]]:
+        return {
+            "contacts": {"create": self.contact_create, "update": self.contact_update,
+                         "delete": self.contact_delete, "merge": self.contact_merge},
+            "events": {"create": self.event_create},
+            "segments": {"create": lambda t: new_segment(self.w, self.rng, t)["id"],
+                         "update": self.segment_update, "delete": self.segment_delete},
+            "segment_memberships": {"create": self.member_create},
+            "referral_programs": {"create": lambda t: new_program(self.w, self.rng, t)["id"]},
+            "referral_links": {"create": self.link_create},
+            "referral_conversions": {"create": self.conversion_create},
+            "campaigns": {"create": lambda t: new_campaign(self.w, self.rng, t)["id"],
+                          "update": self.campaign_update},
+            "campaign_stats": {"update": self.stats_update},
+            "surveys": {"create": self.survey_create},
+            "survey_responses": {"create": self.response_create},
+            "waitlist_entries": {"create": self.entry_create, "update": self.entry_approve},
+            "webhook_endpoints": {"create": lambda t: new_webhook(self.w, self.rng, t)["id"],
+                                  "delete": self.webhook_delete},
+            "webhook_deliveries": {"create": self.delivery_create},
+        }
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _live(self, rows: Any) -> list[Record]:
+        return list(rows)
+
+    def _pick(self, recs: list[Record]) -> Record | None:
+        return recs[int(self.rng.random() * len(recs))] if recs else None
+
+    def _contact(self) -> Record | None:
+        c = self.w.contacts
+        ids = list(c.rows)
+        for _ in range(20):
+            rid = ids[int(self.rng.random() * len(ids))] if ids else None
+            if rid is not None and rid not in c.deleted:
+                return c.rows[rid]
+        return self._pick(list(c.iter_live()))
+
+    # ---- actions (each returns the id it touched, or None) ----------------------------------
+    def contact_create(self, t: int) -> str:
+        return new_contact(self.w, self.rng, t)["id"]
+
+    def contact_update(self, t: int) -> str | None:
+        c = self._contact()
+        if c is None or c["updated_at"] >= iso_ms(t):
+            return None
+        c["traits"]["last_seen_plan"] = self.rng.choice(fake.PLANS)
+        c["traits"]["score_v2"] = round(self.rng.random() * 100, 2)
+        c["updated_at"] = iso_ms(t)
+        self.w.contacts.touch(c["id"])
+        return str(c["id"])
+
+    def contact_delete(self, t: int) -> str | None:
+        c = self._contact()
+        if c is None:
+            return None
+        delete_contact_record(self.w, c, iso_ms(t))
+        return str(c["id"])
+
+    def contact_merge(self, t: int) -> str | None:
+        a, b = self._contact(), self._contact()
+        if a is None or b is None or a is b:
+            return None
+        merge_records(self.w, a, b, False, iso_ms(t))
+        return f"{b['id']}->{a['id']}"
+
+    def event_create(self, t: int) -> str | None:
+        c = self._contact()
+        if c is None:
+            return None
+        eid = new_id(self.rng, "evt_")
+        name, ev = fake.event(self.rng, eid, c, t, self.w.project["project_id"])
+        self.w.events.append(t, eid, c["id"], name, ev)
+        return eid
+
+    def segment_update(self, t: int) -> str | None:
+        s = self._pick(list(self.w.segments.iter_live()))
+        if s is None:
+            return None
+        s["name"] = s["name"].split(" (")[0] + f" (v{int(self.rng.random() * 100)})"
+        s["updated_at"] = iso_ms(t)
+        self.w.segments.touch(s["id"])
+        return str(s["id"])
+
+    def segment_delete(self, t: int) -> str | None:
+        s = self._pick(list(self.w.segments.iter_live()))
+        if s is None:
+            return None
+        self.w.segments.soft_delete(s["id"], iso_ms(t))
+        return str(s["id"])
+
+    def member_create(self, t: int) -> str | None:
+        s, c = self._pick(list(self.w.segments.iter_live())), self._contact()
+        if s is None or c is None or self.w.members[s["id"]].get(c["id"], include_deleted=True):
+            return None
+        add_member(self.w, s["id"], c, t)
+        self.w.sync_segment(s["id"])
+        return f"{s['id']}:{c['id']}"
+
+    def link_create(self, t: int) -> str | None:
+        p, c = self._pick(list(self.w.programs.iter_live())), self._contact()
+        if p is None or c is None:
+            return None
+        return str(new_link(self.w, self.rng, p["id"], c, t)["id"])
+
+    def conversion_create(self, t: int) -> str | None:
+        links = [lk for tb in self.w.links.values() for lk in tb.iter_live()]
+        link, c = self._pick(links), self._contact()
+        if link is None or c is None:
+            return None
+        return str(new_conversion(self.w, self.rng, link, c, t)["id"])
+
+    def campaign_update(self, t: int) -> str | None:
+        camp = self._pick(list(self.w.campaigns.iter_live()))
+        if camp is None:
+            return None
+        camp["status"] = self.rng.choice(["active", "paused", "completed"])
+        camp["updated_at"] = iso_ms(t)
+        self.w.campaigns.touch(camp["id"])
+        self.w.campaign_stats[camp["id"]]["status"] = camp["status"]
+        return str(camp["id"])
+
+    def stats_update(self, t: int) -> str | None:
+        camp = self._pick([c for c in self.w.campaigns.iter_live() if c["status"] != "draft"])
+        if camp is None:
+            return None
+        old = self.w.campaign_stats[camp["id"]]["stats"]["sent"]
+        self.w.campaign_stats[camp["id"]] = campaign_stats(
+            self.rng, camp, old + int(self.rng.random() * 500) + 1, t)
+        return str(camp["id"])
+
+    def survey_create(self, t: int) -> str:
+        """A survey imported with backdated history: its responses predate other surveys'
+        newest ones, which is what per-parent incremental state exists for."""
+        srv = new_survey(self.w, self.rng, t)
+        for _ in range(5 + int(self.rng.random() * 10)):
+            c = self._contact()
+            if c is not None:
+                new_response(self.w, self.rng, srv, c, t - 1 - int(self.rng.random() * 30 * DAY_MS))
+        return str(srv["id"])
+
+    def response_create(self, t: int) -> str | None:
+        srv, c = self._pick(list(self.w.surveys.iter_live())), self._contact()
+        if srv is None or c is None:
+            return None
+        return str(new_response(self.w, self.rng, srv, c, t)["id"])
+
+    def entry_create(self, t: int) -> str | None:
+        wl, c = self._pick(list(self.w.waitlists.iter_live())), self._contact()
+        if wl is None or c is None:
+            return None
+        return str(new_entry(self.w, self.rng, wl, c, t)["id"])
+
+    def entry_approve(self, t: int) -> str | None:
+        wl = self._pick(list(self.w.waitlists.iter_live()))
+        if wl is None:
+            return None
+        table = self.w.entries[wl["id"]]
+        e = next((e for e in table.iter_live() if e["status"] == "waiting"), None)
+        if e is None:
+            return None
+        e["status"] = "approved"
+        table.touch(e["id"])
+        return str(e["id"])
+
+    def webhook_delete(self, t: int) -> str | None:
+        h = self._pick(list(self.w.webhooks.iter_live()))
+        if h is None:
+            return None
+        self.w.webhooks.soft_delete(h["id"], iso_ms(t))
+        return str(h["id"])
+
+    def delivery_create(self, t: int) -> str | None:
+        h = self._pick(list(self.w.webhooks.iter_live()))
+        if h is None:
+            return None
+        return str(new_delivery(self.w, self.rng, h, t)["id"])
+
+
+_ = random

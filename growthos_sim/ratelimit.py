@@ -1,0 +1,44 @@
+"""Per-key request limits in fixed one-second windows, with the documented headers."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+PLANS: dict[str, int | None] = {"free": 10, "growth": 50, "scale": 100, "unlimited": None}
+
+
+class RateLimiter:
+    """Counts requests per key per wall-clock second."""
+
+    def __init__(self, plan: str) -> None:
+        if plan not in PLANS:
+            raise ValueError(f"unknown plan {plan!r}: choose one of {', '.join(PLANS)}")
+        self.plan = plan
+        self.limit = PLANS[plan]
+        self._windows: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> tuple[bool, dict[str, str]]:
+        """Count one request of `key`: (allowed, headers)."""
+        now = time.time()
+        window = math.floor(now)
+        if self.limit is None:
+            # "Unlimited" still answers with the headers every response carries.
+            big = 1_000_000
+            return True, {"X-RateLimit-Limit": str(big), "X-RateLimit-Remaining": str(big),
+                          "X-RateLimit-Reset": str(window + 1)}
+        with self._lock:
+            w, n = self._windows.get(key, (window, 0))
+            if w != window:
+                w, n = window, 0
+            n += 1
+            self._windows[key] = (w, n)
+        allowed = n <= self.limit
+        headers = {"X-RateLimit-Limit": str(self.limit),
+                   "X-RateLimit-Remaining": str(max(0, self.limit - n)),
+                   "X-RateLimit-Reset": str(window + 1)}
+        if not allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(window + 1 - now)))
+        return allowed, headers

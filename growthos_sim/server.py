@@ -1,0 +1,181 @@
+"""The HTTP layer: one request pipeline for every `/v1` call, plus the document and `/_sim/`.
+
+Pipeline: latency -> route -> fault -> auth -> rate limit -> scope -> handler -> response with
+the rate-limit headers. Errors always leave in the documented envelope with a `request_id`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from .auth import authenticate, require_scope
+from .errors import ApiError
+from .routing import Request, Response
+from .validate import check_body
+
+if TYPE_CHECKING:
+    from .app import SimServer
+
+_REQ_COUNTER = itertools.count(1)
+
+
+def _request_id() -> str:
+    return f"req_{next(_REQ_COUNTER):020d}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_HTTPServer"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes | None, headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if body is None:
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _dispatch(self) -> None:
+        sim = self.server.sim
+        url = urlsplit(self.path)
+        raw = self._read_body()
+        if url.path.startswith("/v1/") or url.path == "/v1":
+            self._api(sim, url.path[3:] or "/", dict(parse_qsl(url.query)), raw)
+        elif url.path == "/openapi/management.yaml" and self.command == "GET":
+            self._send(200, sim.document_bytes, content_type="application/yaml")
+        elif url.path.startswith("/_sim/"):
+            if self.client_address[0] not in ("127.0.0.1", "::1") and not \
+                    self.client_address[0].startswith("127."):
+                self._send(403, b'{"error":"the control plane answers loopback clients only"}')
+                return
+            status, body, ctype = sim.control.handle(self.command, url.path[6:],
+                                                     dict(parse_qsl(url.query)), raw)
+            self._send(status, body, content_type=ctype)
+        else:
+            rid = _request_id()
+            self._send(404, orjson.dumps(ApiError(404, "not_found", "no such path").body(rid)))
+
+    def _api(self, sim: "SimServer", path: str, params: dict[str, str], raw: bytes) -> None:
+        rid = _request_id()
+        stats = sim.stats
+        stats.count("requests")
+        faults = sim.faults
+        latency = sim.latency_ms + faults.config.latency_ms
+        if latency:
+            time.sleep(latency / 1000)
+        fault = faults.draw("cursor" in params)
+        if fault == "disconnect":
+            stats.count("fault_disconnect")
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        rate_headers: dict[str, str] = {}
+        try:
+            route, path_params, exists = sim.router.match(self.command, path)
+            key = authenticate(sim.world, self.headers.get("Authorization"), params)
+            allowed, rate_headers = sim.limiter.hit(key.token)
+            if not allowed:
+                stats.count("rate_limited")
+                raise ApiError(429, "rate_limited", "rate limit exceeded: retry after the "
+                               "Retry-After delay", headers={"Retry-After":
+                                                             rate_headers.pop("Retry-After")})
+            if fault == "error":
+                stats.count("fault_error")
+                raise ApiError(500, "internal_error", "internal server error: retry is safe")
+            if fault == "rate_limit":
+                stats.count("fault_rate_limit")
+                raise ApiError(429, "rate_limited", "rate limit exceeded: retry after the "
+                               "Retry-After delay",
+                               headers={"Retry-After": str(faults.config.retry_after_s)})
+            if route is None:
+                if exists:
+                    raise ApiError(405, "method_not_allowed",
+                                   f"{self.command} is not supported on {path}")
+                raise ApiError(404, "not_found", f"no such path: {path}")
+            if fault == "cursor_expiry":
+                stats.count("fault_cursor_expiry")
+                raise ApiError(400, "cursor_expired",
+                               "the cursor has expired: restart the walk without it")
+            require_scope(key.scopes, route.scope)
+            body: Any = None
+            if route.body_schema is not None:
+                body = check_body(sim.router, route.body_schema, raw)
+            req = Request(self.command, route.op_id, params, path_params, body, key, sim.world,
+                          rid, sim.cursors)
+            with sim.world.lock:
+                key.record["last_used_at"] = sim.now_iso()
+                sim.world.api_keys.touch(key.record["id"])
+                resp = sim.handlers[route.op_id](req)
+        except Exception as exc:  # a bug must still answer in the envelope, never hang up
+            e = exc if isinstance(exc, ApiError) else ApiError(
+                500, "internal_error", "internal server error: retry is safe")
+            if not isinstance(exc, ApiError):
+                traceback.print_exc()
+            if e.status == 401:
+                rate_headers = sim.limiter.hit("anonymous:" + self.client_address[0])[1]
+                rate_headers.pop("Retry-After", None)
+            stats.count(f"status_{e.status}")
+            self._send(e.status, orjson.dumps(e.body(rid)), {**rate_headers, **e.headers})
+            return
+        stats.count(f"status_{resp.status}")
+        body_bytes = self._encode(resp, rid)
+        if fault == "truncate" and body_bytes:
+            stats.count("fault_truncate")
+            body_bytes = body_bytes[: max(1, len(body_bytes) // 2)]
+        self._send(resp.status, body_bytes, {**rate_headers, **resp.headers})
+
+    @staticmethod
+    def _encode(resp: Response, rid: str) -> bytes | None:
+        if resp.body is None:
+            return None
+        if isinstance(resp.body, bytes):
+            return resp.body
+        return orjson.dumps({**resp.body, "request_id": rid})
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+    sim: "SimServer"
+
+
+def serve(sim: "SimServer", host: str, port: int) -> tuple[_HTTPServer, threading.Thread]:
+    """Bind and serve in a background thread; returns the server and its thread."""
+    httpd = _HTTPServer((host, port), Handler)
+    httpd.sim = sim
+    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                         name="growthos-sim", daemon=True)
+    t.start()
+    return httpd, t

@@ -1,0 +1,93 @@
+"""Request-body validation against the document's schemas (400 bad JSON, 422 invalid fields).
+
+A small validator for the JSON Schema subset the document uses: type, enum, required,
+properties, items, minimum/maximum, minItems, $ref, allOf, anyOf/oneOf.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .errors import ApiError, invalid
+
+if TYPE_CHECKING:
+    from .routing import Router
+
+_TYPES: dict[str, Any] = {"object": dict, "array": list, "string": str, "boolean": bool,
+                          "null": type(None)}
+
+
+def _type_ok(value: Any, t: str) -> bool:
+    if t == "integer":
+        # JSON does not tell 51 from 51.0; JSON Schema counts both as integers.
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+    if t == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _TYPES[t])
+
+
+def _check(router: "Router", schema: dict[str, Any], value: Any, path: str) -> None:
+    schema = router.resolve(schema)
+    for sub in schema.get("allOf", []):
+        _check(router, sub, value, path)
+    alts = schema.get("anyOf") or schema.get("oneOf")
+    if alts:
+        errors = []
+        for sub in alts:
+            try:
+                _check(router, sub, value, path)
+                break
+            except ApiError as e:
+                errors.append(e)
+        else:
+            raise errors[0]
+    t = schema.get("type")
+    if t is not None:
+        types = t if isinstance(t, list) else [t]
+        if not any(_type_ok(value, x) for x in types):
+            raise invalid(path, f"must be of type {' or '.join(types)}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise invalid(path, f"must be one of {', '.join(map(str, schema['enum']))}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise invalid(path, f"must be at least {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise invalid(path, f"must be at most {schema['maximum']}")
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            raise invalid(path, f"must have at least {schema['minLength']} characters")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise invalid(path, f"must have at most {schema['maxLength']} characters")
+    if isinstance(value, dict):
+        for name in schema.get("required", []):
+            if name not in value:
+                raise invalid(f"{path}.{name}".lstrip("."), "is required")
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                _check(router, sub, value[name], f"{path}.{name}".lstrip("."))
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            raise invalid(path, f"must have at least {schema['minItems']} items")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise invalid(path, f"must have at most {schema['maxItems']} items")
+        if "items" in schema:
+            for i, item in enumerate(value):
+                _check(router, schema["items"], item, f"{path}[{i}]")
+
+
+def check_body(router: "Router", schema: dict[str, Any], raw: bytes) -> Any:
+    """Parse and validate a JSON request body; an empty body is an empty object."""
+    if not raw.strip():
+        body: Any = {}
+    else:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "invalid_request", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "the request body must be a JSON object")
+    _check(router, schema, body, "")
+    return body
