@@ -6,6 +6,7 @@ properties, items, minimum/maximum, minItems, $ref, allOf, anyOf/oneOf.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -78,9 +79,29 @@ def _check(router: "Router", schema: dict[str, Any], value: Any, path: str) -> N
                 _check(router, schema["items"], item, f"{path}[{i}]")
 
 
+def _required_bodies(router: "Router") -> set[int]:
+    """Identities of the request-body schemas whose operation declares `required: true`."""
+    ids = _REQUIRED.get(router)
+    if ids is None:
+        ids = set()
+        for item in router.doc["paths"].values():
+            for op in item.values():
+                rb = op.get("requestBody") if isinstance(op, dict) else None
+                if rb and rb.get("required"):
+                    ids.add(id(rb["content"]["application/json"]["schema"]))
+        _REQUIRED[router] = ids
+    return ids
+
+
+_REQUIRED: "weakref.WeakKeyDictionary[Router, set[int]]" = weakref.WeakKeyDictionary()
+
+
 def check_body(router: "Router", schema: dict[str, Any], raw: bytes) -> Any:
-    """Parse and validate a JSON request body; an empty body is an empty object."""
+    """Parse and validate a JSON request body. A missing body is 400 where the operation
+    requires one, else an empty object."""
     if not raw.strip():
+        if id(schema) in _required_bodies(router):
+            raise ApiError(400, "invalid_request", "this operation requires a JSON request body")
         body: Any = {}
     else:
         try:
