@@ -1,11 +1,14 @@
 """Request-body validation against the document's schemas (400 bad JSON, 422 invalid fields).
 
 A small validator for the JSON Schema subset the document uses: type, enum, required,
-properties, items, minimum/maximum, minItems, $ref, allOf, anyOf/oneOf.
+properties, items, minimum/maximum, minItems, $ref, allOf, anyOf/oneOf, and the string formats
+date-time, date, email and uri.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,39 @@ def _type_ok(value: Any, t: str) -> bool:
     if t == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, _TYPES[t])
+
+
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]*")
+
+
+def _date_time_ok(v: str) -> bool:
+    if not _DATE_TIME.fullmatch(v):
+        return False
+    try:
+        dt.datetime.fromisoformat(v.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _date_ok(v: str) -> bool:
+    if not _DATE.fullmatch(v):
+        return False
+    try:
+        dt.date.fromisoformat(v)
+    except ValueError:
+        return False
+    return True
+
+
+# The string formats the document's request bodies use (RFC 3339 date-time and date, an
+# addr-spec-like email, an absolute URI); other formats are not checked.
+_FORMATS: dict[str, Any] = {"date-time": _date_time_ok, "date": _date_ok,
+                            "email": lambda v: bool(_EMAIL.fullmatch(v)),
+                            "uri": lambda v: bool(_URI.fullmatch(v))}
 
 
 def _check(router: "Router", schema: dict[str, Any], value: Any, path: str) -> None:
@@ -58,6 +94,9 @@ def _check(router: "Router", schema: dict[str, Any], value: Any, path: str) -> N
         if "maximum" in schema and value > schema["maximum"]:
             raise invalid(path, f"must be at most {schema['maximum']}")
     if isinstance(value, str):
+        fmt = schema.get("format")
+        if fmt in _FORMATS and not _FORMATS[fmt](value):
+            raise invalid(path, f"must be a valid {fmt}")
         if "minLength" in schema and len(value) < schema["minLength"]:
             raise invalid(path, f"must have at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
