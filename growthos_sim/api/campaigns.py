@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ApiError
+from ..errors import ApiError, bad_param
 from ..generate import new_campaign
 from ..routing import Request, Response, handler
 from .common import apply_patch, get, list_table, now, ok, segment_ref
@@ -33,9 +33,16 @@ def create_campaign(req: Request) -> Response:
     return ok(camp, 201)
 
 
+_TYPES = ("lifecycle", "broadcast")
+_STATUSES = ("draft", "scheduled", "active", "paused", "completed", "archived")
+
+
 @handler("listCampaigns")
 def list_campaigns(req: Request) -> Response:
     t, s = req.params.get("type"), req.params.get("status")
+    for name, value, allowed in (("type", t, _TYPES), ("status", s, _STATUSES)):
+        if value is not None and value not in allowed:
+            raise bad_param(name, f"must be one of {', '.join(allowed)}")
     pred = None
     if t is not None or s is not None:
         def pred(c: dict) -> bool:  # type: ignore[type-arg]
