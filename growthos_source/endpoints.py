@@ -1,0 +1,125 @@
+"""Endpoint settings as data: one entry per warehouse table.
+
+The source builds one dlt resource (or transformer) per entry, so adding an endpoint is one
+entry here. Table names are part of the contract with the local server's truth endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["parent", "list", "passthrough", "child", "object", "objects_by_id",
+               "child_object", "events", "daily_counts", "profiles"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How one table is read and loaded.
+
+    kind:
+      parent        a hidden walk of every live record of a list (not loaded itself): children
+                    need all parents every run, while the parents' tables load only changes
+      list          a paginated top-level list loaded as is (GET /settings/keys)
+      passthrough   the table of a parent walk's records (GET /contacts -> contacts)
+      child         a paginated list per parent record (GET /surveys/{id}/responses)
+      child_object  one object per parent record (GET /campaigns/{id}/stats)
+      object        one object per run (GET /settings)
+      objects_by_id one object per configured id (GET /waitlists/{id}); `ids_arg` names the
+                    source argument holding the ids (the API cannot list these objects)
+      events        the event stream, walked by time window with server-side from/to
+      daily_counts  POST /analytics/query event_count by day and event
+      profiles      GET /contacts/{id} for the contacts that changed since the last profile read
+    """
+
+    table: str
+    path: str
+    scope: str
+    primary_key: tuple[str, ...] = ("id",)
+    write_disposition: Literal["merge", "replace", "append"] = "merge"
+    kind: Kind = "list"
+    cursor: str | None = None  # incremental field; kept per parent for children
+    parent: str | None = None  # the resource whose records feed this one
+    parent_key: str | None = None  # column added to child rows naming the parent
+    parent_field: str = "id"  # field of the parent record used in the child's path
+    parent_param: str | None = None  # parent id sent as this query parameter instead
+    ids_arg: str | None = None
+    deletes: bool = False  # parent walked whole every run: detect records that vanished
+    cascade: tuple[tuple[str, str], ...] = ()  # (table, column) rows that die with a record
+    refresh_on: tuple[str, ...] = ()  # re-load a record when these fields change
+    opt_in: bool = False  # not loaded unless asked for by name
+    merge_strategy: str | None = None
+    columns: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+# Every table whose records can vanish keeps a `_deleted_at` column (see deletes.py).
+DELETED_AT: dict[str, dict[str, object]] = {"_deleted_at": {"data_type": "timestamp",
+                                                           "nullable": True}}
+
+
+def _parent(name: str, path: str, scope: str) -> Endpoint:
+    return Endpoint(name, path, scope, kind="parent")
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    _parent("_contacts_all", "/contacts", "contacts:read"),
+    _parent("_segments_all", "/segments", "segments:read"),
+    _parent("_programs_all", "/referrals/programs", "referrals:read"),
+    _parent("_campaigns_all", "/campaigns", "campaigns:read"),
+    _parent("_surveys_all", "/surveys", "surveys:read"),
+    _parent("_webhooks_all", "/webhooks/endpoints", "webhooks:read"),
+    Endpoint("contacts", "/contacts", "contacts:read", kind="passthrough", parent="_contacts_all",
+             cursor="updated_at", deletes=True, cascade=(("contact_profiles", "id"),),
+             columns=DELETED_AT),
+    Endpoint("contact_profiles", "/contacts/{id}", "contacts:read", kind="profiles",
+             parent="_contacts_all", cursor="updated_at", opt_in=True, columns=DELETED_AT),
+    Endpoint("segments", "/segments", "segments:read", kind="passthrough",
+             parent="_segments_all", cursor="updated_at", deletes=True, columns=DELETED_AT),
+    Endpoint("segment_memberships", "/segments/{id}/contacts", "segments:read",
+             ("segment_id", "contact_id"), "replace", kind="child", parent="_segments_all",
+             parent_key="segment_id"),
+    Endpoint("referral_programs", "/referrals/programs", "referrals:read", kind="passthrough",
+             parent="_programs_all", cursor="updated_at"),
+    Endpoint("referral_links", "/referrals/programs/{id}/links", "referrals:read", kind="child",
+             parent="_programs_all", cursor="created_at", refresh_on=("conversions", "clicks")),
+    Endpoint("referral_conversions", "/referrals/links/{code}/conversions", "referrals:read",
+             kind="child", parent="referral_links", parent_field="code"),
+    Endpoint("referral_leaderboard", "/referrals/leaderboard", "referrals:read",
+             ("program_id", "contact_id"), "replace", kind="child", parent="_programs_all",
+             parent_key="program_id", parent_param="program_id"),
+    Endpoint("campaigns", "/campaigns", "campaigns:read", kind="passthrough",
+             parent="_campaigns_all", cursor="updated_at"),
+    Endpoint("campaign_stats", "/campaigns/{id}/stats", "campaigns:read", ("campaign_id",),
+             kind="child_object", parent="_campaigns_all"),
+    Endpoint("surveys", "/surveys", "surveys:read", kind="passthrough", parent="_surveys_all",
+             cursor="updated_at"),
+    Endpoint("survey_responses", "/surveys/{id}/responses", "surveys:read", kind="child",
+             parent="_surveys_all", cursor="responded_at", parent_key="survey_id"),
+    Endpoint("survey_stats", "/surveys/{id}/stats", "surveys:read", ("survey_id",),
+             kind="child_object", parent="_surveys_all"),
+    Endpoint("waitlists", "/waitlists/{id}", "waitlists:read", kind="objects_by_id",
+             ids_arg="waitlist_ids"),
+    Endpoint("waitlist_entries", "/waitlists/{id}/entries", "waitlists:read", kind="child",
+             parent="waitlists", parent_key="waitlist_id"),
+    Endpoint("webhook_endpoints", "/webhooks/endpoints", "webhooks:read", kind="passthrough",
+             parent="_webhooks_all", cursor="updated_at", deletes=True,
+             cascade=(("webhook_deliveries", "endpoint_id"),), columns=DELETED_AT),
+    Endpoint("webhook_deliveries", "/webhooks/endpoints/{id}/logs", "webhooks:read",
+             kind="child", parent="_webhooks_all", cursor="created_at", parent_key="endpoint_id",
+             columns=DELETED_AT),
+    Endpoint("events", "/analytics/events", "events:read", kind="events", cursor="timestamp",
+             merge_strategy="insert-only"),
+    Endpoint("analytics_overview", "/analytics/overview", "analytics:read", ("synced_at",),
+             "append", kind="object"),
+    Endpoint("daily_event_counts", "/analytics/query", "analytics:read", ("date", "event"),
+             kind="daily_counts"),
+    Endpoint("funnels", "/analytics/funnels/{id}", "analytics:read", write_disposition="replace",
+             kind="objects_by_id", ids_arg="funnel_ids"),
+    Endpoint("cohorts", "/analytics/cohorts/{id}", "analytics:read", write_disposition="replace",
+             kind="objects_by_id", ids_arg="cohort_ids"),
+    Endpoint("project_settings", "/settings", "settings:read", ("project_id",), "replace",
+             kind="object"),
+    Endpoint("api_keys", "/settings/keys", "settings:read", write_disposition="replace"),
+)
+
+BY_TABLE = {e.table: e for e in ENDPOINTS}

@@ -1,0 +1,365 @@
+"""The generator behind each kind of endpoint. `source.py` wraps these in dlt resources.
+
+Every reader takes a `Context` (client, options) and the endpoint settings. Incremental marks
+are kept in `dlt.current.resource_state()`, per parent for child lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import dlt
+
+from . import deletes, timeline
+from .client import GrowthOSClient, quote_path_segment
+from .endpoints import Endpoint
+from .errors import NotFoundError
+from .fanout import DONE, fan_out
+from .incremental import Cursor, iso_z, parse_ts
+from .walks import walk, walk_events
+
+logger = logging.getLogger("growthos_source")
+Row = dict[str, Any]
+
+
+@dataclass
+class WalkComplete:
+    """Sent by a parent walk after its last page: the ids it saw, and whether the walk covered
+    the whole list (only then may missing ids be taken as deleted)."""
+
+    table: str
+    seen: set[str]
+    whole_list: bool
+    pages: int
+
+
+class Tally:
+    """Tells when a transformer has handled a whole parent walk.
+
+    dlt evaluates a transformer's steps round-robin, so the WalkComplete marker can be handled
+    before the last pages; the walk is done once the marker arrived and its page count is met.
+    """
+
+    def __init__(self) -> None:
+        self.pages = 0
+        self.expected: int | None = None
+
+    def page(self) -> bool:
+        self.pages += 1
+        return self.done()
+
+    def marker(self, m: "WalkComplete") -> bool:
+        self.expected = m.pages
+        return self.done()
+
+    def done(self) -> bool:
+        return self.expected is not None and self.pages == self.expected
+
+
+@dataclass
+class Context:
+    client: GrowthOSClient
+    start_date: str | None = None
+    end_date: str | None = None
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    deletes: str = "mark"
+    workers: int = 4
+    page_size: int = 100
+    events_window: dt.timedelta = dt.timedelta(days=7)
+    settling_days: int = 3
+    run_started: str = ""
+
+
+def _cursors(table: str) -> dict[str, Any]:
+    """The incremental marks of one table. Kept in the source state under the table's name:
+    `resource_state()` resolves the "current" resource, which is ambiguous in transformers fed
+    by a shared parent walk."""
+    marks = dlt.current.source_state().setdefault("marks", {})
+    return marks.setdefault(table, {})  # type: ignore[no-any-return]
+
+
+def _id_field(ep: Endpoint) -> str:
+    return "id" if "id" in ep.primary_key else ep.primary_key[-1]
+
+
+def _child_path(ep: Endpoint, parent_value: str) -> str:
+    seg = quote_path_segment(parent_value)
+    return ep.path.replace("{id}", seg).replace("{code}", seg)
+
+
+# ---- top-level walks -------------------------------------------------------------------------
+def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
+    """Every live record of a list, page by page, then a WalkComplete marker."""
+    params: dict[str, Any] = {}
+    whole = True
+    if ep.table == "_contacts_all" and ctx.end_date:
+        # updated_at >= created_at, so nothing created after end_date can be in the window.
+        params["created_before"] = ctx.end_date
+        whole = False
+    seen: set[str] = set()
+    pages = 0
+    for rows, _ in walk(ctx.client, ep.path, params, page_size=ctx.page_size):
+        seen.update(str(r["id"]) for r in rows)
+        if rows:
+            pages += 1
+            yield rows
+    yield WalkComplete(ep.table, seen, whole, pages)
+
+
+def read_list(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
+    for rows, _ in walk(ctx.client, ep.path, {}, id_field=_id_field(ep), page_size=ctx.page_size):
+        if rows:
+            yield rows
+
+
+def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
+    """The table of a parent walk: records past the cursor, plus deletions after a whole walk."""
+    tally = Tally()
+    run: dict[str, Any] = {}
+
+    def cursor() -> Cursor | None:
+        if ep.cursor and "cursor" not in run:
+            run["cursor"] = Cursor(_cursors(ep.table), "all", ep.cursor, ctx.start_date,
+                                   ctx.end_date)
+        return run.get("cursor")
+
+    def finish() -> Iterator[Any]:
+        cur, marker = cursor(), run["marker"]
+        if cur is not None:
+            cur.commit()
+        if ep.deletes and marker.whole_list and not ctx.start_date:
+            vanished = (deletes.warehouse_ids(ep.table) or set()) - marker.seen
+            if vanished:
+                logger.info("%s: %d records vanished from the API", ep.table, len(vanished))
+                yield dlt.mark.with_hints(
+                    deletes.deletion_rows(ep, vanished, ctx.run_started, ctx.deletes),
+                    deletes.log_hints(), create_table_variant=True)
+
+    def step(items: Any) -> Iterator[Any]:
+        if isinstance(items, WalkComplete):
+            run["marker"] = items
+            if tally.marker(items):
+                yield from finish()
+            return
+        cur = cursor()
+        rows = cur.filter(items) if cur is not None else list(items)
+        last = tally.page()
+        if rows:
+            yield rows
+        if last:
+            yield from finish()
+
+    return step
+
+
+# ---- children ---------------------------------------------------------------------------------
+def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
+    """A list per parent record, the parents' walks run concurrently."""
+    known: dict[str, dict[str, tuple[Any, ...]]] = {}
+
+    def step(items: Any) -> Iterator[list[Row]]:
+        if isinstance(items, WalkComplete):
+            return
+        parents = items if isinstance(items, list) else [items]
+        cursors = _cursors(ep.table)
+        if ep.refresh_on and "values" not in known:
+            known["values"] = deletes.warehouse_values(ep.table, ep.refresh_on)
+        marks: dict[str, Cursor] = {}
+
+        def job(parent: Row) -> Callable[[], Iterator[list[Row]]]:
+            value = str(parent[ep.parent_field])
+            params = {ep.parent_param: value} if ep.parent_param else {}
+            path = ep.path if ep.parent_param else _child_path(ep, value)
+
+            def run() -> Iterator[list[Row]]:
+                for rows, page in walk(ctx.client, path, params, id_field=_id_field(ep),
+                                       page_size=ctx.page_size):
+                    yield rows
+            return run
+
+        jobs = []
+        for parent in parents:
+            pid = str(parent["id"])
+            if ep.cursor:
+                marks[pid] = Cursor(cursors, pid, ep.cursor, ctx.start_date, ctx.end_date)
+            jobs.append((pid, job(parent)))
+        for pid, rows in fan_out(jobs, ctx.workers):
+            key = str(pid)
+            if rows is DONE:
+                if key in marks:
+                    marks[key].commit()
+                continue
+            if ep.parent_key:
+                for r in rows:
+                    r[ep.parent_key] = key
+            cur = marks.get(key)
+            if cur is not None:
+                values = known.get("values", {})
+                rows = [r for r in rows if cur.accept(r) or _changed(r, values, ep.refresh_on)]
+            if rows:
+                yield rows
+
+    return step
+
+
+def _changed(row: Row, known: dict[str, tuple[Any, ...]], fields: tuple[str, ...]) -> bool:
+    old = known.get(str(row.get("id")))
+    return old is not None and old != tuple(row.get(f) for f in fields)
+
+
+def child_object(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
+    """One object per parent record (stats), fetched concurrently."""
+    def step(items: Any) -> Iterator[list[Row]]:
+        if isinstance(items, WalkComplete):
+            return
+        parents = items if isinstance(items, list) else [items]
+
+        def job(parent: Row) -> Callable[[], Iterator[Row]]:
+            def run() -> Iterator[Row]:
+                body = ctx.client.request("GET", _child_path(ep, str(parent[ep.parent_field])))
+                body.pop("request_id", None)
+                yield body
+            return run
+
+        out = [obj for _, obj in fan_out([(p["id"], job(p)) for p in parents], ctx.workers)
+               if obj is not DONE]
+        if out:
+            yield out
+
+    return step
+
+
+def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
+    """Full profiles (scores, segments, referral stats) of contacts changed since last time."""
+    tally = Tally()
+    run: dict[str, Cursor] = {}
+
+    def cursor() -> Cursor:
+        if "cursor" not in run:
+            run["cursor"] = Cursor(_cursors(ep.table), "all", "updated_at", ctx.start_date,
+                                   ctx.end_date)
+        return run["cursor"]
+
+    def fetch(contact: Row) -> Callable[[], Iterator[Row]]:
+        def get() -> Iterator[Row]:
+            try:
+                body = ctx.client.request("GET", _child_path(ep, str(contact["id"])))
+            except NotFoundError:
+                return  # deleted between the list and this read: the deletes pass sees it
+            body.pop("request_id", None)
+            yield body
+        return get
+
+    def step(items: Any) -> Iterator[list[Row]]:
+        if isinstance(items, WalkComplete):
+            if tally.marker(items):
+                cursor().commit()
+            return
+        changed = cursor().filter(items)
+        out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.workers)
+               if p is not DONE]
+        last = tally.page()
+        if out:
+            yield out
+        if last:
+            cursor().commit()
+
+    return step
+
+
+# ---- single objects -----------------------------------------------------------------------------
+def read_object(ctx: Context, ep: Endpoint) -> Iterator[Row]:
+    body = ctx.client.request("GET", ep.path)
+    body.pop("request_id", None)
+    if ep.table == "analytics_overview":
+        body["synced_at"] = ctx.run_started
+    yield body
+
+
+def read_by_id(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
+    ids = ctx.ids.get(ep.ids_arg or "", [])
+    if not ids:
+        logger.info("%s: no %s configured; the API cannot list them, so nothing is loaded",
+                    ep.table, ep.ids_arg)
+        return
+    out = []
+    for rid in ids:
+        try:
+            body = ctx.client.request("GET", _child_path(ep, rid))
+        except NotFoundError as exc:
+            exc.add_hint(f"remove {rid!r} from sources.growthos.{ep.ids_arg}")
+            raise
+        body.pop("request_id", None)
+        out.append(body)
+    yield out
+
+
+# ---- analytics ------------------------------------------------------------------------------
+def read_events(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
+    """The event stream by time window, several windows at once, newest first in each."""
+    cur = Cursor(_cursors(ep.table), "all", "timestamp", ctx.start_date, ctx.end_date)
+    end = parse_ts(ctx.end_date) if ctx.end_date else None
+    if cur.low is not None:
+        start = parse_ts(cur.low)
+        newest = None
+    else:
+        bounds = timeline.history_bounds(ctx.client, ep.path)
+        if bounds is None:
+            return
+        start, newest = bounds
+    if end is not None and start >= end:
+        return
+    wins = timeline.windows(start, end, ctx.events_window, newest)
+
+    def job(a: dt.datetime, b: dt.datetime | None) -> Callable[[], Iterator[list[Row]]]:
+        params: dict[str, Any] = {"from": iso_z(a)}
+        if b is not None:
+            params["to"] = iso_z(b)
+        return lambda: walk_events(ctx.client, ep.path, params, page_size=ctx.page_size)
+
+    for _, rows in fan_out([(i, job(a, b)) for i, (a, b) in enumerate(wins)], ctx.workers):
+        if rows is DONE:
+            continue
+        rows = cur.filter(rows)
+        if rows:
+            yield rows
+    cur.commit()
+
+
+def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
+    """Event counts per day and event name; the last `settling_days` are re-read every run
+    because late events still change them."""
+    state = _cursors(ep.table)
+    last = state.get("last_date")
+    today = dt.datetime.now(dt.timezone.utc).date()
+    if last:
+        start = dt.date.fromisoformat(last) - dt.timedelta(days=ctx.settling_days)
+    elif ctx.start_date:
+        start = parse_ts(ctx.start_date).date()
+    else:
+        bounds = timeline.history_bounds(ctx.client, "/analytics/events")
+        if bounds is None:
+            return
+        start = bounds[0].date()
+    if ctx.start_date:
+        start = max(start, parse_ts(ctx.start_date).date())
+    end = (parse_ts(ctx.end_date) - dt.timedelta(microseconds=1)).date() if ctx.end_date \
+        else today + dt.timedelta(days=1)
+    newest = last
+    a = start
+    while a <= end:
+        b = min(end, a + dt.timedelta(days=365))
+        body = ctx.client.request("POST", ep.path, idempotent=True, json={
+            "type": "event_count", "interval": "day", "from": a.isoformat(),
+            "to": b.isoformat(), "group_by": "event"})
+        rows = [{"date": item["date"], "event": name, "count": n}
+                for item in body.get("data", []) for name, n in item.get("groups", {}).items()]
+        if rows:
+            newest = max(newest or "", max(r["date"] for r in rows))
+            yield rows
+        a = b + dt.timedelta(days=1)
+    if newest:
+        state["last_date"] = newest

@@ -1,0 +1,158 @@
+"""The `growthos` dlt source: one resource per GrowthOS list endpoint, built from `ENDPOINTS`.
+
+    pipeline.run(growthos().with_resources("contacts", "events"))
+
+Configuration (section `sources.growthos`): `api_key` (secret), `base_url`, `start_date`,
+`end_date`, `waitlist_ids`, `funnel_ids`, `cohort_ids` and the tuning options below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Callable, Iterator, Sequence
+
+import dlt
+from dlt.common.typing import TSecretStrValue
+from dlt.extract.resource import DltResource
+
+from . import readers
+from .client import GrowthOSClient
+from .deletes import DELETE_MODES
+from .endpoints import ENDPOINTS, Endpoint
+from .errors import ConfigurationError, ScopeError
+from .incremental import iso_z, parse_ts
+from .readers import Context
+
+logger = logging.getLogger("growthos_source")
+DEFAULT_BASE_URL = "https://api.growthos.io/v1"
+SCOPE_MODES = ("fail", "skip")
+
+
+def _guard(ep: Endpoint, on_missing_scope: str,
+           fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """Name the resource in scope errors; with `skip`, warn and load nothing for it instead."""
+    def run(args: tuple[Any, ...]) -> Iterator[Any]:
+        try:
+            yield from fn(*args)
+        except ScopeError as exc:
+            if on_missing_scope == "skip":
+                logger.warning("skipping %s: %s", ep.table, exc)
+                return
+            exc.add_hint(f"or deselect resource '{ep.table}', or set on_missing_scope='skip'")
+            raise
+
+    if ep.kind in _TRANSFORMERS:
+        def step(items: Any) -> Iterator[Any]:  # dlt wants the data item as first argument
+            return run((items,))
+        return step
+
+    def gen() -> Iterator[Any]:
+        return run(())
+    return gen
+
+
+def _hints(ep: Endpoint) -> dict[str, Any]:
+    wd: Any = ep.write_disposition
+    if ep.merge_strategy:
+        wd = {"disposition": "merge", "strategy": ep.merge_strategy}
+    return {"name": ep.table, "primary_key": list(ep.primary_key), "write_disposition": wd,
+            "columns": ep.columns or None, "selected": not ep.opt_in}
+
+
+def _check_date(name: str, value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return iso_z(parse_ts(value))
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{name}={value!r} is not an ISO 8601 date or date-time: use e.g. 2025-01-31 or "
+            "2025-01-31T00:00:00Z") from None
+
+
+@dlt.source(name="growthos", section="growthos")
+def growthos(
+    api_key: TSecretStrValue = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    waitlist_ids: Sequence[str] | None = None,
+    funnel_ids: Sequence[str] | None = None,
+    cohort_ids: Sequence[str] | None = None,
+    deletes: str = "mark",
+    on_missing_scope: str = "fail",
+    max_requests_per_second: float | None = None,
+    workers: int = 4,
+    events_window_days: float = 7,
+    settling_days: int = 3,
+    page_size: int = 100,
+    timeout: float = 30.0,
+    max_attempts: int = 6,
+) -> Sequence[DltResource]:
+    """GrowthOS Management API resources, one per table of `endpoints.ENDPOINTS`.
+
+    start_date / end_date: the first run loads records from start_date (default: all
+        history); end_date (exclusive) bounds a backfill without touching later data.
+    waitlist_ids / funnel_ids / cohort_ids: objects the API cannot list.
+    deletes: "mark" (default) sets `_deleted_at` on records that vanished from the API;
+        "remove" deletes them from the warehouse (erasure). Applied by `sync()` after the load.
+    on_missing_scope: "fail" (default) stops on a key lacking a resource's scope; "skip" warns
+        and loads the other resources.
+    max_requests_per_second: cap below the plan's limit (default: learned from the
+        X-RateLimit-* headers). workers: concurrent walks (child lists, event windows).
+    """
+    if deletes not in DELETE_MODES:
+        raise ConfigurationError(f"deletes={deletes!r}: use one of {', '.join(DELETE_MODES)}")
+    if on_missing_scope not in SCOPE_MODES:
+        raise ConfigurationError(
+            f"on_missing_scope={on_missing_scope!r}: use one of {', '.join(SCOPE_MODES)}")
+    start, end = _check_date("start_date", start_date), _check_date("end_date", end_date)
+    if start and end and start >= end:
+        raise ConfigurationError(f"start_date {start} must be before end_date {end}")
+    client = GrowthOSClient(base_url, api_key, timeout=timeout, max_attempts=max_attempts,
+                            max_requests_per_second=max_requests_per_second)
+    ctx = Context(client=client, start_date=start, end_date=end,
+                  ids={"waitlist_ids": list(waitlist_ids or []),
+                       "funnel_ids": list(funnel_ids or []),
+                       "cohort_ids": list(cohort_ids or [])},
+                  deletes=deletes, workers=max(1, int(workers)), page_size=page_size,
+                  events_window=dt.timedelta(days=events_window_days),
+                  settling_days=settling_days,
+                  run_started=iso_z(dt.datetime.now(dt.timezone.utc)))
+    return list(build_resources(ctx, on_missing_scope).values())
+
+
+_RESOURCE_READERS: dict[str, Callable[[Context, Endpoint], Iterator[Any]]] = {
+    "parent": readers.read_parent, "list": readers.read_list, "object": readers.read_object,
+    "objects_by_id": readers.read_by_id, "events": readers.read_events,
+    "daily_counts": readers.read_daily_counts,
+}
+_TRANSFORMERS: dict[str, Callable[[Context, Endpoint], Callable[[Any], Iterator[Any]]]] = {
+    "passthrough": readers.passthrough, "child": readers.child,
+    "child_object": readers.child_object, "profiles": readers.profiles,
+}
+
+
+def build_resources(ctx: Context, on_missing_scope: str) -> dict[str, DltResource]:
+    """One dlt resource per endpoint entry; children are transformers of their parent."""
+    built: dict[str, DltResource] = {}
+    for ep in ENDPOINTS:
+        if ep.kind in _RESOURCE_READERS:
+            gen = _guard(ep, on_missing_scope, _bind(_RESOURCE_READERS[ep.kind], ctx, ep))
+            hints = _hints(ep)
+            if ep.kind == "parent":
+                hints = {"name": ep.table, "selected": False}
+            built[ep.table] = dlt.resource(gen, **hints)
+        else:
+            step = _guard(ep, on_missing_scope, _TRANSFORMERS[ep.kind](ctx, ep))
+            assert ep.parent is not None
+            built[ep.table] = dlt.transformer(step, data_from=built[ep.parent], **_hints(ep))
+    return built
+
+
+def _bind(fn: Callable[[Context, Endpoint], Iterator[Any]], ctx: Context,
+          ep: Endpoint) -> Callable[[], Iterator[Any]]:
+    def gen() -> Iterator[Any]:
+        return fn(ctx, ep)
+    return gen

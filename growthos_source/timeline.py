@@ -1,0 +1,65 @@
+"""Time windows for the event stream: find where history starts, split a range into windows.
+
+The event stream is documented as newest first with `from` (inclusive) / `to` (exclusive)
+filters, so the earliest event can be found with a few one-row requests instead of a walk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .client import GrowthOSClient
+from .incremental import iso_z, parse_ts
+
+DAY = dt.timedelta(days=1)
+
+
+def _newest_before(client: GrowthOSClient, path: str, to: dt.datetime | None) -> dt.datetime | None:
+    params: dict[str, Any] = {"limit": 1}
+    if to is not None:
+        params["to"] = iso_z(to)
+    body = client.request("GET", path, params=params)
+    data = body.get("data") or []
+    return parse_ts(data[0]["timestamp"]) if data else None
+
+
+def history_bounds(client: GrowthOSClient, path: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """(earliest event's day start, newest event time), or None when there are no events.
+
+    Exponential then binary search on `to` with one-row pages: ~2*log2(days) requests.
+    """
+    newest = _newest_before(client, path, None)
+    if newest is None:
+        return None
+    step = DAY
+    lo = newest - step
+    while _newest_before(client, path, lo) is not None:  # events exist before lo
+        step *= 2
+        lo = newest - step
+        if step > dt.timedelta(days=365 * 50):
+            break
+    hi = newest - step / 2 if step > DAY else newest  # events exist before hi (or hi = newest)
+    # Invariant: no events before lo; some event at or before hi.
+    while hi - lo > DAY:
+        mid = lo + (hi - lo) / 2
+        if _newest_before(client, path, mid) is not None:
+            hi = mid
+        else:
+            lo = mid
+    start = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, newest
+
+
+def windows(start: dt.datetime, end: dt.datetime | None, size: dt.timedelta,
+            newest: dt.datetime | None = None) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """Split [start, end) into windows of `size`, newest last. With no `end`, the last window is
+    open-ended (it also catches events that arrive while the sync runs)."""
+    stop = end or (newest + dt.timedelta(milliseconds=1) if newest else None)
+    out: list[tuple[dt.datetime, dt.datetime | None]] = []
+    a = start
+    while stop is not None and a + size < stop:
+        out.append((a, a + size))
+        a = a + size
+    out.append((a, end))
+    return out

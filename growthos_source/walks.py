@@ -1,0 +1,83 @@
+"""Page walks that survive expired cursors.
+
+Cursors are opaque and may expire mid-walk (400 `cursor_expired`). A walk then restarts from a
+point it can express without the cursor: the event stream from its time window (its order and
+`from`/`to` filters are documented), every other list from its beginning, skipping the records
+it already produced. Restarts are capped so a server that expires every cursor ends the run
+with a clear error instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Iterator
+
+from .client import GrowthOSClient, Page
+from .errors import CursorExpiredError, PaginationError
+from .incremental import iso_z, parse_ts
+
+logger = logging.getLogger("growthos_source")
+
+MAX_RESTARTS = 8
+_ONE_MS = dt.timedelta(milliseconds=1)
+Row = dict[str, Any]
+
+
+def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None, *,
+         id_field: str = "id", page_size: int = 100) -> Iterator[tuple[list[Row], Page]]:
+    """Yield (new rows, page) for every page of a list, restarting on an expired cursor."""
+    seen: set[Any] = set()
+    restarts = 0
+    while True:
+        try:
+            for page in client.paginate(path, params, page_size=page_size):
+                rows = [r for r in page.data if r.get(id_field) not in seen]
+                seen.update(r.get(id_field) for r in rows)
+                yield rows, page
+            return
+        except CursorExpiredError:
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                raise PaginationError(
+                    f"GET {path}: the API expired the cursor {restarts} times in one walk; "
+                    "retry later or lower the concurrency") from None
+            logger.warning("GET %s: cursor expired; restarting the walk (%d rows kept)", path,
+                           len(seen))
+
+
+def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
+                page_size: int = 100) -> Iterator[list[Row]]:
+    """Walk the event stream (newest first) over params' `from`/`to` window.
+
+    On an expired cursor the walk resumes with `to` just after the oldest timestamp read so far
+    (`to` is exclusive), dropping the already-read events at that instant.
+    """
+    query = dict(params)
+    restarts = 0
+    oldest: str | None = None
+    at_oldest: set[str] = set()
+    while True:
+        try:
+            for page in client.paginate(path, query, page_size=page_size):
+                rows = [r for r in page.data
+                        if not (oldest is not None and r.get("timestamp") == oldest
+                                and r.get("id") in at_oldest)]
+                for r in rows:
+                    ts = r.get("timestamp")
+                    if ts != oldest:
+                        oldest, at_oldest = ts, set()
+                    at_oldest.add(r.get("id"))
+                yield rows
+            return
+        except CursorExpiredError:
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                raise PaginationError(
+                    f"GET {path}: the API expired the cursor {restarts} times in one window; "
+                    "retry later or use smaller windows") from None
+            if oldest is not None:
+                query["to"] = iso_z(parse_ts(oldest) + _ONE_MS)
+            logger.warning("GET %s: cursor expired; resuming the window before %s", path,
+                           query.get("to"))
+
