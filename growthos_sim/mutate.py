@@ -69,8 +69,11 @@ class Mutator:
                     raise ValueError(f"{table} supports {sorted(self.ops()[table])}, not {action}")
                 times = sorted(start + 1 + int(self.rng.random() * (end - start - 1))
                                for _ in range(int(count)))
+                if table == "events":
+                    summary.setdefault(table, {})[action] = self.events_create(times)
+                    continue
                 done = [r for t in times if (r := fn(t)) is not None]
-                summary.setdefault(table, {})[action] = done if table != "events" else len(done)
+                summary.setdefault(table, {})[action] = done
         w.clock.advance(end - start)
         summary["now"] = iso_ms(w.clock.now())
         return summary
@@ -142,13 +145,22 @@ class Mutator:
         return f"{b['id']}->{a['id']}"
 
     def event_create(self, t: int) -> str | None:
-        c = self._contact()
-        if c is None:
-            return None
-        eid = new_id(self.rng, "evt_")
-        name, ev = fake.event(self.rng, eid, c, t, self.w.project["project_id"])
-        self.w.events.append(t, eid, c["id"], name, ev)
-        return eid
+        return self.w.events.ids[-1] if self.events_create([t]) else None
+
+    def events_create(self, times: list[int]) -> int:
+        """New events at sorted `times`. Several can share a millisecond (always when the clock
+        does not advance), and the stream keeps (timestamp, id) order: so the ids are drawn
+        first and sorted within each millisecond before the events are appended."""
+        picks = []
+        for t in times:
+            c = self._contact()
+            if c is not None:
+                picks.append((t, new_id(self.rng, "evt_"), c))
+        picks.sort(key=lambda p: (p[0], p[1]))
+        for t, eid, c in picks:
+            name, ev = fake.event(self.rng, eid, c, t, self.w.project["project_id"])
+            self.w.events.append(t, eid, c["id"], name, ev)
+        return len(picks)
 
     def segment_update(self, t: int) -> str | None:
         s = self._pick(list(self.w.segments.iter_live()))
