@@ -57,6 +57,16 @@ class Mutator:
         unknown = set(plan) - set(self.ops())
         if unknown:
             raise ValueError(f"unknown tables {sorted(unknown)}; known: {sorted(self.ops())}")
+        for table, actions in plan.items():
+            # Check the whole request first: a bad entry must not leave a burst half-applied.
+            if not isinstance(actions, dict):
+                raise ValueError(f"{table} takes an object of action counts, e.g. "
+                                 '{"create": 10}')
+            for action, count in actions.items():
+                if action not in self.ops()[table]:
+                    raise ValueError(f"{table} supports {sorted(self.ops()[table])}, not {action}")
+                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                    raise ValueError(f"{table}.{action} must be a count (an integer >= 0)")
         if not plan and spec.get("activity", True) and advance:
             plan = default_day(w, advance / DAY_MS)
         start = w.clock.now()
@@ -64,9 +74,7 @@ class Mutator:
         summary: Summary = {"from": iso_ms(start), "to": iso_ms(end)}
         for table, actions in plan.items():
             for action, count in actions.items():
-                fn = self.ops()[table].get(action)
-                if fn is None:
-                    raise ValueError(f"{table} supports {sorted(self.ops()[table])}, not {action}")
+                fn = self.ops()[table][action]
                 times = sorted(start + 1 + int(self.rng.random() * (end - start - 1))
                                for _ in range(int(count)))
                 if table == "events":
