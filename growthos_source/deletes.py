@@ -63,7 +63,7 @@ def deletion_rows(ep: Endpoint, vanished: Iterable[str], noticed_at: str,
 def log_hints() -> Any:
     """Table hints of the deletion log (appended to by the tables that track deletes)."""
     return dlt.mark.make_hints(
-        table_name=LOG_TABLE, write_disposition="append",
+        table_name=LOG_TABLE, write_disposition="append", primary_key=[], merge_key=[],
         columns=[{"name": "table_name", "data_type": "text", "nullable": False},
                  {"name": "record_id", "data_type": "text", "nullable": False},
                  {"name": "deleted_at", "data_type": "timestamp", "nullable": False},
