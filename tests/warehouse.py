@@ -1,0 +1,118 @@
+"""Helpers for connector tests: run real pipelines into real DuckDB files and compare the
+warehouse with the local server's truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+
+from growthos_sim import DEFAULT_KEY, SimServer
+from growthos_source import growthos, sync
+from growthos_source.sync import SyncResult
+
+from conftest import truth
+
+# table -> (key columns, compared columns) of the equality checks against /_sim/truth.
+CHECKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "contacts": (("id",), ("updated_at", "email")),
+    "contact_profiles": (("id",), ("updated_at",)),
+    "segments": (("id",), ("updated_at", "name")),
+    "segment_memberships": (("segment_id", "contact_id"), ("added_at",)),
+    "referral_programs": (("id",), ("updated_at",)),
+    "referral_links": (("id",), ("created_at", "program_id", "conversions")),
+    "referral_conversions": (("id",), ("created_at", "link_code")),
+    "referral_leaderboard": (("program_id", "contact_id"), ("rank", "referrals")),
+    "campaigns": (("id",), ("updated_at", "status")),
+    "campaign_stats": (("campaign_id",), ("updated_at",)),
+    "surveys": (("id",), ("updated_at",)),
+    "survey_responses": (("id",), ("responded_at", "survey_id")),
+    "survey_stats": (("survey_id",), ("total_responses", "updated_at")),
+    "waitlists": (("id",), ("total_entries",)),
+    "waitlist_entries": (("id",), ("joined_at", "status", "waitlist_id")),
+    "webhook_endpoints": (("id",), ("updated_at",)),
+    "webhook_deliveries": (("id",), ("created_at", "endpoint_id")),
+    "events": (("id",), ("timestamp",)),
+    "daily_event_counts": (("date", "event"), ("count",)),
+    "funnels": (("id",), ("updated_at",)),
+    "cohorts": (("id",), ("updated_at",)),
+    "project_settings": (("project_id",), ("updated_at",)),
+    "api_keys": (("id",), ("created_at",)),
+}
+SOFT_DELETE_TABLES = {"contacts", "contact_profiles", "segments", "webhook_endpoints",
+                      "webhook_deliveries"}
+
+
+def norm(value: Any) -> Any:
+    """Comparable form: timestamps to aware UTC datetimes at ms precision, dates to ISO."""
+    if isinstance(value, dt.datetime):
+        v = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        v = v.astimezone(dt.timezone.utc)
+        return v.replace(microsecond=v.microsecond // 1000 * 1000)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str) and len(value) >= 20 and value[4] == "-" and value[10] == "T":
+        return norm(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class Warehouse:
+    """A pipeline into a DuckDB file under a temporary directory."""
+
+    def __init__(self, tmp: Path, sim: SimServer, name: str = "growthos_test",
+                 dataset: str = "gos") -> None:
+        self.sim, self.dataset = sim, dataset
+        self.db = str(tmp / f"{name}.duckdb")
+        self.pipeline = dlt.pipeline(pipeline_name=name, pipelines_dir=str(tmp / "pipelines"),
+                                     destination=dlt.destinations.duckdb(self.db),
+                                     dataset_name=dataset)
+
+    def source(self, key: str = DEFAULT_KEY, **kw: Any) -> Any:
+        info = self.sim.info()
+        args: dict[str, Any] = {"api_key": key, "base_url": self.sim.base_url,
+                                "waitlist_ids": info["waitlist_ids"],
+                                "funnel_ids": info["funnel_ids"],
+                                "cohort_ids": info["cohort_ids"], "max_attempts": 4}
+        args.update(kw)
+        return growthos(**args)
+
+    def sync(self, resources: tuple[str, ...] = (), **kw: Any) -> SyncResult:
+        src = self.source(**kw)
+        if resources:
+            src = src.with_resources(*resources)
+        return sync(self.pipeline, src)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(self.db, read_only=True) as con:
+            return con.execute(sql.replace("{ds}", self.dataset)).fetchall()
+
+    def tables(self) -> set[str]:
+        rows = self.query("SELECT table_name FROM information_schema.tables "
+                          "WHERE table_schema = '{ds}'")
+        return {r[0] for r in rows}
+
+    def rows(self, table: str, cols: tuple[str, ...], live_only: bool = True) -> list[tuple[Any, ...]]:
+        where = " WHERE _deleted_at IS NULL" if live_only and table in SOFT_DELETE_TABLES else ""
+        sql = f"SELECT {', '.join(cols)} FROM {{ds}}.{table}{where}"
+        return [tuple(norm(v) for v in r) for r in self.query(sql)]
+
+
+def assert_equals_truth(wh: Warehouse, table: str) -> int:
+    """The warehouse table equals /_sim/truth/{table}: same keys, same compared values, no
+    duplicates. Returns the row count."""
+    keys, cols = CHECKS[table]
+    got = wh.rows(table, keys + cols)
+    want = [tuple(norm(r.get(c)) for c in keys + cols) for r in truth(wh.sim, table)]
+    got_keys = [g[: len(keys)] for g in got]
+    assert len(got_keys) == len(set(got_keys)), f"{table}: duplicate keys in the warehouse"
+    missing = set(want) - set(got)
+    extra = set(got) - set(want)
+    assert not missing and not extra, (
+        f"{table}: {len(missing)} rows missing or different (e.g. {sorted(missing)[:2]}), "
+        f"{len(extra)} unexpected (e.g. {sorted(extra)[:2]})")
+    return len(got)
