@@ -186,8 +186,8 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             if ep.cursor:
                 marks[pid] = Cursor(cursors, pid, ep.cursor, ctx.start_date, ctx.end_date)
             jobs.append((pid, job(parent)))
-        for pid, rows in fan_out(jobs, ctx.workers):
-            key = str(pid)
+        for job_key, rows in fan_out(jobs, ctx.workers):
+            key = str(job_key)
             if rows is DONE:
                 if key in marks:
                     marks[key].commit()

@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlt.common.typing import TLoaderFileFormat
+
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.extract.source import DltSource
@@ -16,7 +18,7 @@ from . import deletes
 logger = logging.getLogger("growthos_source")
 
 # DuckDB's default `insert_values` loads ~20x slower than parquet (measured: see README).
-DEFAULT_FILE_FORMAT = "parquet"
+DEFAULT_FILE_FORMAT: TLoaderFileFormat = "parquet"
 
 
 @dataclass
@@ -27,7 +29,8 @@ class SyncResult:
     recovered_pending: bool = False
 
 
-def sync(pipeline: dlt.Pipeline, source: DltSource, *, loader_file_format: str | None = None,
+def sync(pipeline: dlt.Pipeline, source: DltSource, *,
+         loader_file_format: TLoaderFileFormat | None = None,
          **run_kwargs: Any) -> SyncResult:
     """Run one complete sync of `source` into `pipeline`.
 

@@ -56,7 +56,7 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
     query = dict(params)
     restarts = 0
     oldest: str | None = None
-    at_oldest: set[str] = set()
+    at_oldest: set[Any] = set()
     while True:
         try:
             for page in client.paginate(path, query, page_size=page_size):
