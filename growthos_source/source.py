@@ -89,6 +89,8 @@ def growthos(
     page_size: int = 100,
     timeout: float = 30.0,
     max_attempts: int = 6,
+    backoff_base: float = 0.5,
+    backoff_max: float = 30.0,
 ) -> Sequence[DltResource]:
     """GrowthOS Management API resources, one per table of `endpoints.ENDPOINTS`.
 
@@ -101,6 +103,9 @@ def growthos(
         and loads the other resources.
     max_requests_per_second: cap below the plan's limit (default: learned from the
         X-RateLimit-* headers). workers: concurrent walks (child lists, event windows).
+    timeout: seconds per request. max_attempts: tries per request on 429/5xx/timeouts/dropped
+        connections/cut-off bodies; between tries a random wait of up to
+        min(backoff_max, backoff_base * 2**(attempt-1)) seconds, or longer if Retry-After says so.
     """
     if deletes not in DELETE_MODES:
         raise ConfigurationError(f"deletes={deletes!r}: use one of {', '.join(DELETE_MODES)}")
@@ -111,6 +116,7 @@ def growthos(
     if start and end and start >= end:
         raise ConfigurationError(f"start_date {start} must be before end_date {end}")
     client = GrowthOSClient(base_url, api_key, timeout=timeout, max_attempts=max_attempts,
+                            backoff_base=backoff_base, backoff_max=backoff_max,
                             max_requests_per_second=max_requests_per_second)
     ctx = Context(client=client, start_date=start, end_date=end,
                   ids={"waitlist_ids": list(waitlist_ids or []),
