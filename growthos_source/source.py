@@ -44,11 +44,11 @@ def _guard(ep: Endpoint, on_missing_scope: str,
 
     if ep.kind in _TRANSFORMERS:
         def step(items: Any) -> Iterator[Any]:  # dlt wants the data item as first argument
-            return run((items,))
+            yield from run((items,))
         return step
 
-    def gen() -> Iterator[Any]:
-        return run(())
+    def gen() -> Iterator[Any]:  # a generator function: dlt can only parallelize those
+        yield from run(())
     return gen
 
 
@@ -83,7 +83,7 @@ def growthos(
     deletes: str = "mark",
     on_missing_scope: str = "fail",
     max_requests_per_second: float | None = None,
-    workers: int = 4,
+    workers: int = 8,
     events_window_days: float = 7,
     settling_days: int = 3,
     page_size: int = 100,
@@ -140,6 +140,9 @@ _TRANSFORMERS: dict[str, Callable[[Context, Endpoint], Callable[[Any], Iterator[
 }
 
 
+_PARALLEL_STEPS = ("child", "child_object")
+
+
 def build_resources(ctx: Context, on_missing_scope: str) -> dict[str, DltResource]:
     """One dlt resource per endpoint entry; children are transformers of their parent."""
     built: dict[str, DltResource] = {}
@@ -149,11 +152,18 @@ def build_resources(ctx: Context, on_missing_scope: str) -> dict[str, DltResourc
             hints = _hints(ep)
             if ep.kind == "parent":
                 hints = {"name": ep.table, "selected": False}
-            built[ep.table] = dlt.resource(gen, **hints)
+            # Top-level walks run side by side in dlt's extract pool; the shared rate limiter
+            # keeps their sum under the plan's limit.
+            built[ep.table] = dlt.resource(gen, parallelized=True, **hints)
         else:
             step = _guard(ep, on_missing_scope, _TRANSFORMERS[ep.kind](ctx, ep))
             assert ep.parent is not None
-            built[ep.table] = dlt.transformer(step, data_from=built[ep.parent], **_hints(ep))
+            # Passthrough and profiles keep one cursor across all pages of their parent walk,
+            # so they run in order on dlt's thread; per-parent children may run in parallel,
+            # unless they read the warehouse (dlt's configuration context is not thread-safe).
+            parallel = ep.kind in _PARALLEL_STEPS and not ep.refresh_on
+            built[ep.table] = dlt.transformer(step, data_from=built[ep.parent],
+                                              parallelized=parallel, **_hints(ep))
     return built
 
 
