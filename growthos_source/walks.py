@@ -3,8 +3,9 @@
 Cursors are opaque and may expire mid-walk (400 `cursor_expired`). A walk then restarts from a
 point it can express without the cursor: the event stream from its time window (its order and
 `from`/`to` filters are documented), every other list from its beginning, skipping the records
-it already produced. Restarts are capped so a server that expires every cursor ends the run
-with a clear error instead of looping forever.
+it already produced. Restarts that made no progress (no new record since the previous expiry)
+are capped, so a server that expires every cursor ends the run with a clear error instead of
+looping forever, while a long walk that meets an occasional expiry keeps going.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None
          id_field: str = "id", page_size: int = 100) -> Iterator[tuple[list[Row], Page]]:
     """Yield (new rows, page) for every page of a list, restarting on an expired cursor."""
     seen: set[Any] = set()
-    restarts = 0
+    stalled, kept = 0, -1
     while True:
         try:
             for page in client.paginate(path, params, page_size=page_size):
@@ -37,11 +38,11 @@ def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None
                 yield rows, page
             return
         except CursorExpiredError:
-            restarts += 1
-            if restarts > MAX_RESTARTS:
+            stalled, kept = (stalled + 1 if len(seen) == kept else 1), len(seen)
+            if stalled > MAX_RESTARTS:
                 raise PaginationError(
-                    f"GET {path}: the API expired the cursor {restarts} times in one walk; "
-                    "retry later or lower the concurrency") from None
+                    f"GET {path}: the API expired the cursor {stalled} times in a row without "
+                    "progress in one walk; retry later or lower the concurrency") from None
             logger.warning("GET %s: cursor expired; restarting the walk (%d rows kept)", path,
                            len(seen))
 
@@ -54,7 +55,7 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
     (`to` is exclusive), dropping the already-read events at that instant.
     """
     query = dict(params)
-    restarts = 0
+    stalled, kept, read = 0, -1, 0
     oldest: str | None = None
     at_oldest: set[Any] = set()
     while True:
@@ -68,14 +69,15 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
                     if ts != oldest:
                         oldest, at_oldest = ts, set()
                     at_oldest.add(r.get("id"))
+                read += len(rows)
                 yield rows
             return
         except CursorExpiredError:
-            restarts += 1
-            if restarts > MAX_RESTARTS:
+            stalled, kept = (stalled + 1 if read == kept else 1), read
+            if stalled > MAX_RESTARTS:
                 raise PaginationError(
-                    f"GET {path}: the API expired the cursor {restarts} times in one window; "
-                    "retry later or use smaller windows") from None
+                    f"GET {path}: the API expired the cursor {stalled} times in a row without "
+                    "progress in one window; retry later or use smaller windows") from None
             if oldest is not None:
                 query["to"] = iso_z(parse_ts(oldest) + _ONE_MS)
             logger.warning("GET %s: cursor expired; resuming the window before %s", path,
