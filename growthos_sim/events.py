@@ -110,11 +110,19 @@ class EventStore:
                 last = (self.ts[p], self.ids[p])
             return out, None
         i = self._start(after, hi)
+        if event is None:
+            # Unfiltered: the page is one slice of the stream (positions i down to `first`).
+            first = max(lo, i - limit + 1)
+            out = self.blob[first:i + 1]
+            out.reverse()
+            if first > lo:  # older events remain below this page
+                return out, (self.ts[first], self.ids[first])
+            return out, None
         names = self.name
         while i >= lo:
             p = i
             i -= 1
-            if event is not None and names[p] != event:
+            if names[p] != event:
                 continue
             if len(out) == limit:
                 return out, last

@@ -29,7 +29,7 @@ class Cursors:
         self._secret = secret
 
     def _sig(self, payload: bytes) -> str:
-        return hmac.new(self._secret, payload, hashlib.sha256).hexdigest()[:16]
+        return hmac.digest(self._secret, payload, hashlib.sha256).hex()[:16]
 
     def encode(self, scope: str, key: Any) -> str:
         payload = orjson.dumps({"s": scope, "k": key, "t": int(time.time())})

@@ -6,11 +6,12 @@ the rate-limit headers. Errors always leave in the documented envelope with a `r
 
 from __future__ import annotations
 
+import email.utils
 import itertools
-import traceback
 import socket
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -32,8 +33,22 @@ def _request_id() -> str:
     return f"req_{next(_REQ_COUNTER):020d}"
 
 
+_DATE_CACHE: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The `Date` header value (RFC 7231, whole seconds), formatted once per second."""
+    global _DATE_CACHE
+    now = int(time.time())
+    cached = _DATE_CACHE
+    if cached[0] != now:
+        cached = _DATE_CACHE = (now, email.utils.formatdate(now, usegmt=True))
+    return cached[1]
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY: small responses leave at once
     server: "_HTTPServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -47,17 +62,29 @@ class Handler(BaseHTTPRequestHandler):
     # ---- plumbing --------------------------------------------------------------------------
     def _send(self, status: int, body: bytes | None, headers: dict[str, str] | None = None,
               content_type: str = "application/json") -> None:
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        if body is None:
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+        """Write the whole response (status line, headers, body) in one `send`.
+
+        The same bytes `send_response` + `send_header` + `end_headers` + a body write would
+        produce, but one syscall instead of two, so Nagle's algorithm never holds the body back
+        waiting for the client's delayed ACK of the headers (a 40 ms stall per request).
+        """
+        if self.request_version == "HTTP/0.9":  # no status line or headers in HTTP/0.9
+            if body:
+                self.wfile.write(body)
             return
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reason = self.responses[status][0] if status in self.responses else ""
+        head = [f"{self.protocol_version} {status} {reason}\r\n",
+                f"Server: {self.version_string()}\r\n", f"Date: {_http_date()}\r\n"]
+        for k, v in (headers or {}).items():
+            head.append(f"{k}: {v}\r\n")
+            if k.lower() == "connection" and v.lower() in ("close", "keep-alive"):
+                self.close_connection = v.lower() == "close"
+        if body is None:
+            head.append("Content-Length: 0\r\n\r\n")
+            self.wfile.write("".join(head).encode("latin-1"))
+            return
+        head.append(f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n")
+        self.wfile.write("".join(head).encode("latin-1") + body)
 
     def _read_body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)

@@ -95,37 +95,23 @@ class Table:
 
         Returns the JSON blobs and the key to continue from (None when the list is exhausted).
         """
-        keys = self._keys
+        keys, deleted, rows = self._keys, self.deleted, self.rows
         out: list[bytes] = []
         last: Key | None = None
         if not self.descending:
             start = max(after or ("", ""), lo or ("", ""))
-            i = bisect.bisect_right(keys, start)
             n = len(keys) if hi is None else bisect.bisect_left(keys, hi)
-            while i < n:
-                _, rid = keys[i]
-                i += 1
-                if rid in self.deleted:
-                    continue
-                rec = self.rows[rid]
-                if pred is not None and not pred(rec):
-                    continue
-                if len(out) == limit:
-                    return out, last
-                out.append(self.blob(rid))
-                last = keys[i - 1]
-            return out, None
-        i = len(keys) - 1 if after is None else bisect.bisect_left(keys, after) - 1
-        while i >= 0:
-            _, rid = keys[i]
-            i -= 1
-            if rid in self.deleted:
-                continue
-            rec = self.rows[rid]
-            if pred is not None and not pred(rec):
+            order = range(bisect.bisect_right(keys, start), n)
+        else:
+            order = range(len(keys) - 1 if after is None else bisect.bisect_left(keys, after) - 1,
+                          -1, -1)
+        for i in order:
+            key = keys[i]
+            rid = key[1]
+            if rid in deleted or (pred is not None and not pred(rows[rid])):
                 continue
             if len(out) == limit:
                 return out, last
-            out.append(self.blob(rid))
-            last = keys[i + 1]
+            out.append(self._blobs.get(rid) or self.blob(rid))
+            last = key
         return out, None
