@@ -80,7 +80,7 @@ class RateLimiter:
         self,
         max_requests_per_second: float | None = None,
         *,
-        safety: float = 0.9,
+        safety: float = 0.95,
         burst: int = 1,
         probe_timeout: float = 60.0,
         clock: Callable[[], float] = time.monotonic,

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import dlt
 
 from . import deletes, timeline
+from .arrowize import ArrowPages
 from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
 from .errors import NotFoundError
@@ -298,9 +299,17 @@ def read_by_id(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
 
 
 # ---- analytics ------------------------------------------------------------------------------
-def read_events(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
-    """The event stream by time window, several windows at once, newest first in each."""
+def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
+    """The event stream by time window, several windows at once, newest first in each.
+
+    Pages leave as arrow tables (see arrowize.py): the stream is the one table big enough for
+    dlt's row-by-row normalizer to be the bottleneck.
+    """
     cur = Cursor(_cursors(ep.table), "all", "timestamp", ctx.start_date, ctx.end_date)
+    schema = dlt.current.source_schema()
+    columns = schema.tables.get(ep.table, {}).get("columns", {})
+    arrow = ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
+                       schema.naming.normalize_identifier)
     end = parse_ts(ctx.end_date) if ctx.end_date else None
     if cur.low is not None:
         start = parse_ts(cur.low)
@@ -325,7 +334,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
             continue
         rows = cur.filter(rows)
         if rows:
-            yield rows
+            yield arrow.table(rows)
     cur.commit()
 
 

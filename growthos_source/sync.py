@@ -38,6 +38,8 @@ def sync(pipeline: dlt.Pipeline, source: DltSource, *,
     nothing, so a scheduler would need two invocations; this loads the pending packages first,
     then syncs. Deletes noticed during the run are applied after its load (see deletes.py).
     """
+    # Arrow pages (the event stream) skip dlt's row normalizer, which otherwise adds the load id.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     recovered = False
     if pipeline.has_pending_data:
         logger.warning("finishing the load packages a previous run left pending")
