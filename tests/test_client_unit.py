@@ -463,7 +463,7 @@ def test_paths_are_joined_under_base_path() -> None:
 
 def test_rate_limiter_spaces_requests_at_safety_times_limit() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock, wall_clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(10, safety=0.9, clock=clock, wall_clock=clock, sleep=clock.sleep)
     start = clock.now
     times = []
     for _ in range(4):
@@ -475,7 +475,7 @@ def test_rate_limiter_spaces_requests_at_safety_times_limit() -> None:
 
 def test_rate_limiter_learns_limit_from_headers_and_honours_reset() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock=clock, wall_clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(safety=0.9, clock=clock, wall_clock=clock, sleep=clock.sleep)
     assert limiter.acquire() == 0.0  # the probe goes at once
     limiter.observe({"X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "49",
                      "X-RateLimit-Reset": str(int(clock.now) + 1)})
@@ -535,7 +535,7 @@ def test_rate_limiter_holds_callers_until_first_response() -> None:
 
 def test_client_paces_from_response_headers() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock=clock, wall_clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(safety=0.9, clock=clock, wall_clock=clock, sleep=clock.sleep)
     handler, _ = sequence(httpx.Response(200, json={"data": []},
                                          headers={"X-RateLimit-Limit": "10"}))
     client, _ = make_client(handler, rate_limiter=limiter)
@@ -554,3 +554,13 @@ def test_all_errors_share_the_base() -> None:
     err = GrowthOSError("something broke: do X", code="c1", request_id="req_1", status=418)
     assert str(err) == "something broke: do X (code=c1, request_id=req_1)"
     assert str(GrowthOSError("plain")) == "plain"
+
+
+def test_rate_limiter_default_paces_at_95_percent_of_the_limit() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(100, clock=clock, wall_clock=clock, sleep=clock.sleep)
+    start = clock.now
+    for _ in range(96):
+        limiter.acquire()
+    # 96 requests span 95 intervals of 1/95 s: never more than 96 in any one-second window.
+    assert clock.now - start == pytest.approx(1.0)
