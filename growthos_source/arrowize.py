@@ -50,7 +50,9 @@ class ArrowPages:
     """Converts pages to arrow tables, keeping each column's type stable."""
 
     def __init__(self, known: dict[str, str] | None = None,
-                 normalize: Callable[[str], str] = lambda s: s) -> None:
+                 normalize: Callable[[str], str] = lambda s: s,
+                 required: tuple[str, ...] = ("id",)) -> None:
+        self._required = set(required)  # the primary key: non-nullable, as dlt declares it
         self.types: dict[str, pa.DataType] = {
             name: _DLT_TYPES[t] for name, t in (known or {}).items() if t in _DLT_TYPES}
         self._normalize = normalize
@@ -75,7 +77,9 @@ class ArrowPages:
                 continue  # no type can be inferred yet; dlt drops such columns too
             arr, col = self._column(name, key, values)
             columns[col] = arr
-        return pa.table(columns)
+        schema = pa.schema([pa.field(n, a.type, nullable=n not in self._required)
+                            for n, a in columns.items()])
+        return pa.table(columns, schema=schema)
 
     def _column(self, name: str, key: str, values: list[Any]) -> tuple[pa.Array, str]:
         want = self.types.get(name)

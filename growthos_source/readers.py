@@ -70,6 +70,7 @@ class Context:
     workers: int = 4
     page_size: int = 100
     events_window: dt.timedelta = dt.timedelta(days=7)
+    events_windows_per_run: int | None = None
     settling_days: int = 3
     run_started: str = ""
 
@@ -305,15 +306,17 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     Pages leave as arrow tables (see arrowize.py): the stream is the one table big enough for
     dlt's row-by-row normalizer to be the bottleneck.
     """
-    cur = Cursor(_cursors(ep.table), "all", "timestamp", ctx.start_date, ctx.end_date)
+    marks = _cursors(ep.table)
+    cur = Cursor(marks, "all", "timestamp", ctx.start_date, ctx.end_date)
     schema = dlt.current.source_schema()
     columns = schema.tables.get(ep.table, {}).get("columns", {})
     arrow = ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
                        schema.naming.normalize_identifier)
     end = parse_ts(ctx.end_date) if ctx.end_date else None
-    if cur.low is not None:
-        start = parse_ts(cur.low)
-        newest = None
+    low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
+    if low is not None:
+        start = parse_ts(low)
+        newest = timeline.newest(ctx.client, ep.path) if end is None else None
     else:
         bounds = timeline.history_bounds(ctx.client, ep.path)
         if bounds is None:
@@ -321,7 +324,12 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         start, newest = bounds
     if end is not None and start >= end:
         return
-    wins = timeline.windows(start, end, ctx.events_window, newest)
+    all_wins = timeline.windows(start, end, ctx.events_window, newest)
+    # A bounded run (a backfill chunk) takes the oldest windows; `through` records how far it
+    # got, so an empty stretch of history still moves the next chunk forward.
+    wins = all_wins[: ctx.events_windows_per_run or None]
+    last_end = wins[-1][1]
+    marks["backlog_windows"] = len(all_wins) - len(wins)
 
     def job(a: dt.datetime, b: dt.datetime | None) -> Callable[[], Iterator[list[Row]]]:
         params: dict[str, Any] = {"from": iso_z(a)}
@@ -336,6 +344,10 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         if rows:
             yield arrow.table(rows)
     cur.commit()
+    if last_end is not None and marks["backlog_windows"]:
+        marks["through"] = iso_z(last_end)
+    else:
+        marks.pop("through", None)
 
 
 def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:

@@ -85,6 +85,7 @@ def growthos(
     max_requests_per_second: float | None = None,
     workers: int = 8,
     events_window_days: float = 7,
+    events_windows_per_run: int | None = None,
     settling_days: int = 3,
     page_size: int = 100,
     timeout: float = 30.0,
@@ -103,6 +104,9 @@ def growthos(
         and loads the other resources.
     max_requests_per_second: cap below the plan's limit (default: learned from the
         X-RateLimit-* headers). workers: concurrent walks (child lists, event windows).
+    events_window_days: size of the event-stream windows. events_windows_per_run: load at most
+        this many windows per run (a backfill chunk; `sync(..., backfill_windows=N)` loops
+        such runs until the stream is caught up).
     timeout: seconds per request. max_attempts: tries per request on 429/5xx/timeouts/dropped
         connections/cut-off bodies; between tries a random wait of up to
         min(backoff_max, backoff_base * 2**(attempt-1)) seconds, or longer if Retry-After says so.
@@ -124,6 +128,7 @@ def growthos(
                        "cohort_ids": list(cohort_ids or [])},
                   deletes=deletes, workers=max(1, int(workers)), page_size=page_size,
                   events_window=dt.timedelta(days=events_window_days),
+                  events_windows_per_run=events_windows_per_run,
                   settling_days=settling_days,
                   run_started=iso_z(dt.datetime.now(dt.timezone.utc)))
     return list(build_resources(ctx, on_missing_scope).values())

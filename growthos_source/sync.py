@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
-
-from dlt.common.typing import TLoaderFileFormat
+import time
+from typing import Any, Callable, Union
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 
 from . import deletes
@@ -29,7 +29,12 @@ class SyncResult:
     recovered_pending: bool = False
 
 
-def sync(pipeline: dlt.Pipeline, source: DltSource, *,
+SourceFactory = Callable[..., DltSource]
+
+
+def sync(pipeline: dlt.Pipeline, source: Union[DltSource, SourceFactory], *,
+         backfill_windows: int | None = None,
+         progress: Callable[[str], None] | None = None,
          loader_file_format: TLoaderFileFormat | None = None,
          **run_kwargs: Any) -> SyncResult:
     """Run one complete sync of `source` into `pipeline`.
@@ -37,19 +42,64 @@ def sync(pipeline: dlt.Pipeline, source: DltSource, *,
     After a crash dlt's next `run()` only finishes the pending load packages and extracts
     nothing, so a scheduler would need two invocations; this loads the pending packages first,
     then syncs. Deletes noticed during the run are applied after its load (see deletes.py).
+
+    With `backfill_windows=N` and a source *factory* (`lambda **kw: growthos(**kw)`), an event
+    stream that is behind is first loaded in chunks of N windows, each chunk its own load with
+    its own committed state: an interrupted backfill resumes at the first unfinished chunk.
+    `progress` receives one line per chunk (windows done/total, rows/s, ETA).
     """
     # Arrow pages (the event stream) skip dlt's row normalizer, which otherwise adds the load id.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    fmt = loader_file_format or DEFAULT_FILE_FORMAT
     recovered = False
     if pipeline.has_pending_data:
         logger.warning("finishing the load packages a previous run left pending")
         pipeline.run()
         recovered = True
-    info = pipeline.run(source, loader_file_format=loader_file_format or DEFAULT_FILE_FORMAT,
-                        **run_kwargs)
-    rows = _rows(pipeline)
+    rows: dict[str, int] = {}
+    if callable(source) and not isinstance(source, DltSource):
+        factory = source
+        if backfill_windows and "events" in factory().selected_resources:
+            _backfill_events(pipeline, factory, backfill_windows, fmt, rows, progress)
+        source = factory()
+    info = pipeline.run(source, loader_file_format=fmt, **run_kwargs)
+    for t, n in _rows(pipeline).items():
+        rows[t] = rows.get(t, 0) + n
     applied = deletes.apply(pipeline)
     return SyncResult(info, rows, applied, recovered)
+
+
+def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
+    marks = pipeline.state.get("sources", {}).get("growthos", {}).get("marks", {})
+    value = marks.get("events", {}).get("backlog_windows")
+    return None if value is None else int(value)
+
+
+def _backfill_events(pipeline: dlt.Pipeline, factory: SourceFactory, windows: int,
+                     fmt: TLoaderFileFormat, rows: dict[str, int],
+                     progress: Callable[[str], None] | None) -> None:
+    backlog = _events_backlog(pipeline)
+    if backlog == 0:
+        return  # caught up: the normal run reads the tail
+    done, loaded, started = 0, 0, time.monotonic()
+    while True:
+        pipeline.run(factory(events_windows_per_run=windows).with_resources("events"),
+                     loader_file_format=fmt)
+        chunk = _rows(pipeline)
+        for t, n in chunk.items():
+            rows[t] = rows.get(t, 0) + n
+        loaded += chunk.get("events", 0)
+        backlog = _events_backlog(pipeline) or 0
+        done += windows if backlog else 0
+        total = done + backlog
+        elapsed = time.monotonic() - started
+        rate = loaded / elapsed if elapsed else 0.0
+        if progress is not None and backlog:
+            eta = elapsed / done * backlog if done else 0.0
+            progress(f"events backfill: {done}/{total} windows, {loaded:,} rows, "
+                     f"{rate:,.0f} rows/s, ETA {eta:,.0f}s")
+        if not backlog:
+            return
 
 
 def _rows(pipeline: dlt.Pipeline) -> dict[str, int]:

@@ -24,6 +24,11 @@ def _newest_before(client: GrowthOSClient, path: str, to: dt.datetime | None) ->
     return parse_ts(data[0]["timestamp"]) if data else None
 
 
+def newest(client: GrowthOSClient, path: str) -> dt.datetime | None:
+    """Timestamp of the newest event (one one-row request), or None without events."""
+    return _newest_before(client, path, None)
+
+
 def history_bounds(client: GrowthOSClient, path: str) -> tuple[dt.datetime, dt.datetime] | None:
     """(earliest event's day start, newest event time), or None when there are no events.
 

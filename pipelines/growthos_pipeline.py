@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--progress", default="log",
                    choices=["log", "tqdm", "enlighten", "alive_progress", "none"],
                    help="dlt progress display (default log)")
+    p.add_argument("--backfill-windows", type=int, default=8, help="load an event stream that is "
+                   "behind in chunks of this many windows, each committed on its own, so an "
+                   "interrupted backfill resumes where it stopped (default 8; 0: one run)")
     p.add_argument("--demo", action="store_true", help="start the local GrowthOS server with a "
                    "small seeded data set and sync it into growthos.duckdb")
     return p.parse_args(argv)
@@ -61,7 +64,7 @@ def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_source(args: argparse.Namespace, **extra: Any) -> Any:
-    src = growthos(**source_kwargs(args), **extra)
+    src = growthos(**{**source_kwargs(args), **extra})
     if args.resources:
         names = [r.strip() for r in args.resources.split(",") if r.strip()]
         unknown = sorted(set(names) - set(TABLES))
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         return run_demo(args, build_source, print_summary, progress)
     pipeline = dlt.pipeline(pipeline_name=args.pipeline_name, destination=args.destination,
                             dataset_name=args.dataset_name, progress=progress)
-    result = sync(pipeline, build_source(args))
+    result = sync(pipeline, lambda **kw: build_source(args, **kw),
+                  backfill_windows=args.backfill_windows or None, progress=print)
     print_summary(result)
     return 0
 
