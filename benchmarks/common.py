@@ -1,0 +1,320 @@
+"""Shared helpers of the connector benchmarks (benchmarks/connector_*.py).
+
+- `Server`: `python -m growthos_sim` as a separate process on 127.0.0.1 (never anything else),
+  with the control plane: reset, stats, info, mutate, truth.
+- `fresh_pipeline`: a dlt pipeline in a fresh temp dir (its own pipelines_dir and DuckDB file).
+- `run_contender`: reset the server, count requests and 429s from /_sim/stats around a run,
+  time it, count the rows DuckDB holds, and read dlt's extract/normalize/load seconds.
+- `table`: print a plain text table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+# Offline, quiet dlt; set before dlt is imported anywhere.
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+
+import httpx
+import orjson
+
+KEY = "gos_sk_test_local"  # the server's default key (all scopes)
+PAGE = 100
+PLAN_RPS = {"free": 10, "growth": 50, "scale": 100, "unlimited": None}
+HOST = "127.0.0.1"
+
+
+# ---- the server process ----------------------------------------------------------------------
+class Server:
+    """`python -m growthos_sim --host 127.0.0.1 --port 0 ...` in its own process."""
+
+    def __init__(self, *, plan: str, latency_ms: int, contacts: int, events: int,
+                 seed: int = 7, timeout: float = 600) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        cmd = [sys.executable, "-m", "growthos_sim", "--host", HOST, "--port", "0",
+               "--plan", plan, "--latency-ms", str(latency_ms), "--contacts", str(contacts),
+               "--events", str(events), "--seed", str(seed)]
+        self.plan, self.latency_ms = plan, latency_ms
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        try:
+            self.url = self._wait_for_url(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        assert self.url.startswith(f"http://{HOST}:"), self.url
+        self.base_url = self.url + "/v1"
+        # Keep draining the server's output so it never blocks on a full pipe.
+        assert self.proc.stdout is not None
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        self.http = httpx.Client(base_url=self.url, timeout=600)
+
+    def _wait_for_url(self, timeout: float) -> str:
+        out = self.proc.stdout
+        assert out is not None
+        deadline, seen = time.monotonic() + timeout, list[str]()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the server exited:\n" + "".join(seen) + out.read())
+            if not select.select([out], [], [], 0.5)[0]:
+                continue
+            line = out.readline()
+            seen.append(line)
+            m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            if m:
+                print("server: " + line.strip(), flush=True)
+                return m.group(1)
+        raise RuntimeError(f"the server did not print its URL within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if getattr(self, "http", None) is not None:
+            self.http.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- control plane ----
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        r = self.http.request(method, "/_sim/" + path, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    def reset(self, **kw: Any) -> dict[str, Any]:
+        """Rebuild the same data from the seed (sizes may be changed); clears the counters."""
+        return self._call("POST", "reset", json=kw)  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, int]:
+        return self._call("GET", "stats")  # type: ignore[no-any-return]
+
+    def info(self) -> dict[str, Any]:
+        return self._call("GET", "info")  # type: ignore[no-any-return]
+
+    def mutate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "mutate", json=spec)  # type: ignore[no-any-return]
+
+    def truth(self, table: str) -> Iterator[dict[str, Any]]:
+        r = self.http.get("/_sim/truth/" + table)
+        r.raise_for_status()
+        for line in r.content.splitlines():
+            if line.strip():
+                yield orjson.loads(line)
+
+    def server_cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- pipelines -----------------------------------------------------------------------------
+@dataclass
+class Workdir:
+    """A fresh temp dir holding one pipeline's pipelines_dir and DuckDB file."""
+
+    path: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gos_bench_")))
+
+    @property
+    def db(self) -> Path:
+        return self.path / "bench.duckdb"
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def fresh_pipeline(name: str, work: Workdir, dataset: str = "growthos") -> Any:
+    import dlt
+
+    return dlt.pipeline(pipeline_name=name, pipelines_dir=str(work.path / "pipelines"),
+                        destination=dlt.destinations.duckdb(credentials=str(work.db)),
+                        dataset_name=dataset)
+
+
+def count_rows(work: Workdir, dataset: str, table: str) -> int:
+    import duckdb
+
+    with duckdb.connect(str(work.db), read_only=True) as con:
+        row = con.execute(f'SELECT COUNT(*) FROM "{dataset}"."{table}"').fetchone()
+    return int(row[0]) if row else 0
+
+
+def step_seconds(pipeline: Any) -> dict[str, float]:
+    """Seconds per dlt step (extract / normalize / load) of the pipeline's last run."""
+    out: dict[str, float] = {}
+    trace = pipeline.last_trace
+    for step in getattr(trace, "steps", []) or []:
+        if step.finished_at and step.started_at:
+            secs = (step.finished_at - step.started_at).total_seconds()
+            out[step.step] = out.get(step.step, 0.0) + secs
+    return out
+
+
+@dataclass
+class Measured:
+    name: str
+    seconds: float
+    requests: int
+    throttled: int
+    rows: int | None = None
+    steps: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float:
+        return (self.rows or 0) / self.seconds if self.seconds else 0.0
+
+    @property
+    def pct_429(self) -> float:
+        return 100.0 * self.throttled / self.requests if self.requests else 0.0
+
+
+def counted(server: Server, name: str, fn: Callable[[], Any]) -> tuple[Measured, Any]:
+    """Run fn; wall time and the server's request / 429 counts during it."""
+    before = server.stats()
+    t0 = time.perf_counter()
+    result = fn()
+    secs = time.perf_counter() - t0
+    after = server.stats()
+
+    def delta(k: str) -> int:
+        return after.get(k, 0) - before.get(k, 0)
+
+    return Measured(name, secs, delta("requests"), delta("rate_limited")), result
+
+
+def ours_events(base_url: str, **kw: Any) -> Any:
+    from growthos_source import growthos
+
+    return growthos(api_key=KEY, base_url=base_url, **kw).with_resources("events")
+
+
+def peer_events(base_url: str) -> Any:
+    """dlt's generic rest_api source, configured as its docs suggest for this API."""
+    from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+    from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+    from dlt.sources.rest_api import rest_api_source
+
+    return rest_api_source({
+        "client": {
+            "base_url": base_url,
+            "auth": BearerTokenAuth(token=KEY),
+            "paginator": JSONResponseCursorPaginator(
+                cursor_path="next_cursor", cursor_param="cursor", has_more_path="has_more"),
+        },
+        "resources": [{
+            "name": "events",
+            "primary_key": "id",
+            "endpoint": {
+                "path": "analytics/events",
+                "data_selector": "data",
+                "params": {
+                    "limit": PAGE,
+                    "from": {"type": "incremental", "cursor_path": "timestamp",
+                             "initial_value": "2000-01-01T00:00:00Z"},
+                },
+            },
+        }],
+    })
+
+
+def run_events_backfill(server: Server, name: str, make_source: Callable[[], Any],
+                        runner: Callable[[Any, Any], Any], reset: dict[str, Any] | None = None,
+                        ) -> Measured:
+    """Reset the server, backfill the events into a fresh pipeline, verify the row count."""
+    info = server.reset(**(reset or {}))
+    expected = int(info["events"])
+    work = Workdir()
+    try:
+        pipeline = fresh_pipeline(name, work)
+        m, _ = counted(server, name, lambda: runner(pipeline, make_source()))
+        m.rows = count_rows(work, pipeline.dataset_name, "events")
+        m.steps = step_seconds(pipeline)
+        m.extra["expected"] = expected
+        if m.rows != expected:
+            print(f"!! {name}: DuckDB holds {m.rows} events, the server has {expected}",
+                  flush=True)
+        return m
+    finally:
+        work.cleanup()
+
+
+def run_ours(pipeline: Any, source: Any) -> Any:
+    from growthos_source import sync
+
+    return sync(pipeline, source)
+
+
+def run_peer(pipeline: Any, source: Any) -> Any:
+    return pipeline.run(source)  # dlt's defaults: insert_values into DuckDB
+
+
+# ---- output ----------------------------------------------------------------------------------
+def table(headers: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    cells = [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    if title:
+        print("\n" + title)
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                    for i, (h, w) in enumerate(zip(headers, widths))))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))))
+    sys.stdout.flush()
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) < 1e6 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def steps_text(steps: dict[str, float]) -> str:
+    return " / ".join(f"{steps.get(k, 0.0):.1f}" for k in ("extract", "normalize", "load"))
+
+
+def machine() -> str:
+    """Core count, Python and the connector's revision (the commit, and whether
+    growthos_source/ had uncommitted edits when the benchmark ran)."""
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,
+                                  check=False, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    rev = git("rev-parse", "--short", "HEAD") or "?"
+    if git("status", "--porcelain", "--", "growthos_source"):
+        rev += " + uncommitted growthos_source edits"
+    return f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), Python " \
+           f"{sys.version.split()[0]}, connector at {rev}"

@@ -1,0 +1,83 @@
+"""Rate-limited backfill of the event stream: our connector against dlt's generic rest_api source.
+
+    python benchmarks/connector_backfill.py [--events 1000000] [--contacts 200000]
+        [--latency-ms 50] [--plan scale] [--peer-events N] [--skip-peer]
+
+Starts `python -m growthos_sim` on 127.0.0.1 as a separate process, then for each contender
+resets the server (same seed, same data), backfills the events into a fresh DuckDB file and
+prints wall time (start to rows loaded), rows (checked with COUNT(*) against the server's event
+count), rows/s, % of the ceiling (plan req/s x 100 rows), requests and % answered 429, and the
+extract / normalize / load seconds of dlt's trace.
+
+`--peer-events N` runs the rest_api peer on a smaller data set of N events (the server is reset
+with events=N for it), because at dlt's defaults it is far slower; its rows/s is still comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import (
+    PAGE,
+    PLAN_RPS,
+    Server,
+    machine,
+    ours_events,
+    peer_events,
+    run_events_backfill,
+    run_ours,
+    run_peer,
+    steps_text,
+    table,
+)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--contacts", type=int, default=200_000)
+    p.add_argument("--latency-ms", type=int, default=50)
+    p.add_argument("--plan", default="scale", choices=[k for k, v in PLAN_RPS.items() if v])
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--peer-events", type=int, help="run the peer on N events (default: --events)")
+    p.add_argument("--skip-peer", action="store_true")
+    args = p.parse_args()
+    ceiling = PLAN_RPS[args.plan] * PAGE  # type: ignore[operator]
+    print(f"machine: {machine()}; plan {args.plan} ceiling {ceiling:,} rows/s; "
+          f"latency {args.latency_ms} ms", flush=True)
+
+    results = []
+    with Server(plan=args.plan, latency_ms=args.latency_ms, contacts=args.contacts,
+                events=args.events, seed=args.seed) as srv:
+        print("running: ours ...", flush=True)
+        results.append(run_events_backfill(srv, "ours", lambda: ours_events(srv.base_url),
+                                           run_ours))
+        if not args.skip_peer:
+            n = args.peer_events or args.events
+            label = "rest_api" + (f" ({n:,} events)" if n != args.events else "")
+            print(f"running: {label} ...", flush=True)
+            results.append(run_events_backfill(srv, label, lambda: peer_events(srv.base_url),
+                                               run_peer, reset={"events": n}))
+
+    rows = []
+    for m in results:
+        ok = "yes" if m.rows == m.extra["expected"] else f"NO ({m.extra['expected']:,})"
+        rows.append([m.name, m.seconds, m.rows, ok, m.rows_per_s,
+                     f"{100 * m.rows_per_s / ceiling:.1f}%", m.requests,
+                     f"{m.throttled} ({m.pct_429:.2f}%)", steps_text(m.steps)])
+    table(["contender", "wall s", "rows", "= server", "rows/s", "% ceiling", "requests",
+           "429s", "extract/normalize/load s"], rows,
+          title=f"Rate-limited events backfill: {args.events:,} events, plan {args.plan} "
+                f"({ceiling:,} rows/s ceiling), latency {args.latency_ms} ms")
+    if len(results) == 2 and results[1].rows_per_s:
+        print(f"\nours / rest_api rows/s: {results[0].rows_per_s / results[1].rows_per_s:.1f}x")
+    if args.peer_events and args.peer_events != args.events and not args.skip_peer:
+        print(f"note: the rest_api peer ran on {args.peer_events:,} events (server reset with "
+              f"events={args.peer_events}), not {args.events:,}, to keep the run short.")
+    print("target: ours >= 90% of the ceiling end to end, < 1% of requests answered 429")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Nightly sync: requests and time of an incremental run after a day of activity.
+
+    python benchmarks/connector_nightly.py [--contacts 200000] [--events 1000000]
+        [--plan scale] [--latency-ms 50] [--advance 1d]
+
+Starts `python -m growthos_sim` on 127.0.0.1 in its own process, backfills every default
+resource (all but the opt-in ones; the waitlist/funnel/cohort ids from /_sim/info) with our
+connector into a fresh DuckDB file, applies `POST /_sim/mutate {"advance": "1d"}` (a default day
+of activity) and runs the incremental sync. Prints requests and wall time of both runs against
+the minimum the API allows: every list walked whole, max(1, ceil(n/100)) pages per list and per
+parent for child lists (the API has no "updated since" filter on lists) except conversions,
+walked only for links that are new or whose `conversions` count changed; one request per single
+object, plus ceil(new events/100) pages of the event stream (all events for the backfill) and
+one analytics query per 366 days of event counts. Sizes come from /_sim/truth and /_sim/info.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+from collections import Counter
+from typing import Any
+
+from common import (
+    KEY,
+    PLAN_RPS,
+    Server,
+    Workdir,
+    counted,
+    fresh_pipeline,
+    machine,
+    step_seconds,
+    steps_text,
+    table,
+)
+
+
+def pages(n: int) -> int:
+    return max(1, math.ceil(n / 100))
+
+
+def link_conversions(srv: Server) -> dict[str, int]:
+    return {str(r["code"]): int(r["conversions"]) for r in srv.truth("referral_links")}
+
+
+def minimum(srv: Server, info: dict[str, Any], event_rows: int, count_days: int,
+            links_before: dict[str, int] | None = None) -> dict[str, tuple[int, int, int]]:
+    """{table: (parents or 1, records, minimum requests)} for the default resources.
+
+    With `links_before` (each link's `conversions` count at the previous sync) only links whose
+    count changed, or that are new, need their conversions walked: the links list tells."""
+    def ids(table: str, field: str = "id") -> list[str]:
+        return [str(r[field]) for r in srv.truth(table)]
+
+    def by(table: str, field: str) -> Counter[str]:
+        return Counter(str(r[field]) for r in srv.truth(table))
+
+    def children(parents: list[str], counts: Counter[str]) -> tuple[int, int, int]:
+        return (len(parents), sum(counts[p] for p in parents),
+                sum(pages(counts[p]) for p in parents))
+
+    out: dict[str, tuple[int, int, int]] = {}
+    out["contacts"] = (1, info["contacts"], pages(info["contacts"]))
+    for t in ("segments", "referral_programs", "campaigns", "surveys", "webhook_endpoints",
+              "api_keys"):
+        n = sum(1 for _ in srv.truth(t))
+        out[t] = (1, n, pages(n))
+    segs, progs = ids("segments"), ids("referral_programs")
+    camps, survs, hooks = ids("campaigns"), ids("surveys"), ids("webhook_endpoints")
+    links = ids("referral_links", "code")
+    if links_before is not None:
+        now = link_conversions(srv)
+        links = [c for c in links if links_before.get(c) != now.get(c)]
+    out["segment_memberships"] = children(segs, by("segment_memberships", "segment_id"))
+    out["referral_links"] = children(progs, by("referral_links", "program_id"))
+    out["referral_conversions"] = children(links, by("referral_conversions", "link_code"))
+    out["referral_leaderboard"] = children(progs, by("referral_leaderboard", "program_id"))
+    out["campaign_stats"] = (len(camps), len(camps), len(camps))
+    out["survey_responses"] = children(survs, by("survey_responses", "survey_id"))
+    out["survey_stats"] = (len(survs), len(survs), len(survs))
+    wls = info["waitlist_ids"]
+    out["waitlists"] = (len(wls), len(wls), len(wls))
+    out["waitlist_entries"] = children(wls, by("waitlist_entries", "waitlist_id"))
+    out["webhook_deliveries"] = children(hooks, by("webhook_deliveries", "endpoint_id"))
+    out["events"] = (1, event_rows, pages(event_rows))
+    out["daily_event_counts"] = (1, count_days, max(1, math.ceil(count_days / 366)))
+    for t, k in (("funnels", "funnel_ids"), ("cohorts", "cohort_ids")):
+        out[t] = (len(info[k]), len(info[k]), len(info[k]))
+    out["analytics_overview"] = (1, 1, 1)
+    out["project_settings"] = (1, 1, 1)
+    return out
+
+
+def history_days(srv: Server, info: dict[str, Any]) -> int:
+    """Days from the first day with events to the server's today (the daily counts' range)."""
+    first = min(r["date"] for r in srv.truth("daily_event_counts"))
+    today = dt.date.fromisoformat(info["now"][:10])
+    return (today - dt.date.fromisoformat(first)).days + 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--contacts", type=int, default=200_000)
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--plan", default="scale")
+    p.add_argument("--latency-ms", type=int, default=50)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--advance", default="1d")
+    args = p.parse_args()
+    print(f"machine: {machine()}; plan {args.plan}, latency {args.latency_ms} ms", flush=True)
+
+    from growthos_source import growthos, sync
+
+    work = Workdir()
+    with Server(plan=args.plan, latency_ms=args.latency_ms, contacts=args.contacts,
+                events=args.events, seed=args.seed) as srv:
+        info0 = srv.reset()
+        ids = {k: info0[k] for k in ("waitlist_ids", "funnel_ids", "cohort_ids")}
+
+        def source() -> Any:
+            return growthos(api_key=KEY, base_url=srv.base_url, **ids)
+
+        pipeline = fresh_pipeline("nightly", work)
+        print("running: backfill ...", flush=True)
+        back, r0 = counted(srv, "backfill", lambda: sync(pipeline, source()))
+        back.steps = step_seconds(pipeline)
+        min0 = minimum(srv, info0, info0["events"], history_days(srv, info0))
+
+        links_before = link_conversions(srv)
+        summary = srv.mutate({"advance": args.advance})
+        info1 = srv.info()
+        new_events = info1["events"] - info0["events"]
+        print(f"mutate advance {args.advance}: {summary['from']} -> {summary['to']}, "
+              f"{new_events} new events", flush=True)
+        # one analytics query covers the re-read settling days
+        min1 = minimum(srv, info1, new_events, 1, links_before)
+        naive1 = sum(v[2] for v in minimum(srv, info1, new_events, 1).values())
+        print("running: incremental ...", flush=True)
+        inc, r1 = counted(srv, "incremental", lambda: sync(pipeline, source()))
+        inc.steps = step_seconds(pipeline)
+    work.cleanup()
+
+    rows = []
+    for table_name in sorted(min1, key=lambda t: -min1[t][2]):
+        a, b = min0[table_name], min1[table_name]
+        rows.append([table_name, b[0], b[1], b[2], r1.rows.get(table_name, 0), a[2],
+                     r0.rows.get(table_name, 0)])
+    table(["table", "parents", "records", "min req (incr)", "rows loaded (incr)",
+           "min req (backfill)", "rows loaded (backfill)"], rows,
+          title="Minimum requests per table (records: live now; incr events: new ones)")
+
+    m0, m1 = sum(v[2] for v in min0.values()), sum(v[2] for v in min1.values())
+    rps = PLAN_RPS.get(args.plan)
+
+    def min_s(n: int) -> float | None:
+        return n / rps if rps else None
+
+    table(["run", "wall s", "min s at plan rate", "requests", "minimum", "req / min", "429s",
+           "rows loaded", "extract/normalize/load s"],
+          [["backfill", back.seconds, min_s(m0), back.requests, m0, f"{back.requests / m0:.3f}",
+            back.throttled, sum(r0.rows.values()), steps_text(back.steps)],
+           ["incremental", inc.seconds, min_s(m1), inc.requests, m1,
+            f"{inc.requests / m1:.3f}", inc.throttled, sum(r1.rows.values()),
+            steps_text(inc.steps)]],
+          title=f"Nightly sync: {args.contacts:,} contacts, {args.events:,} events, "
+                f"plan {args.plan}, latency {args.latency_ms} ms, advance {args.advance}")
+    print(f"\nincremental / backfill: requests {inc.requests / back.requests:.3f}, "
+          f"time {inc.seconds / back.seconds:.3f}")
+    print(f"minimum if every link's conversions were walked (no use of the links' counts): "
+          f"{naive1:,}; incremental requests / that: {inc.requests / naive1:.3f}")
+    print(f"incremental requests over the minimum: {100 * (inc.requests / m1 - 1):+.1f}% "
+          "(target: within 5%)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
