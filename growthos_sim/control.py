@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from . import quirks
 from .faults import FaultConfig
 from .mutate import Mutator
 from .truth import tables, truth_jsonl
@@ -42,6 +43,9 @@ class Control:
             if path == "mutate" and method == "POST":
                 with sim.world.lock:
                     return _json(200, Mutator(sim.world).apply(body))
+            if path == "quirks" and method == "POST":
+                with sim.world.lock:
+                    return _json(200, quirks.apply(sim.world, body))
             if path == "faults" and method == "PUT":
                 sim.faults.set(FaultConfig.from_json(body))
                 return _json(200, sim.faults.as_dict())

@@ -11,7 +11,10 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("error", "rate_limit", "disconnect", "truncate", "cursor_expiry")
+KINDS = ("error", "rate_limit", "disconnect", "truncate", "cursor_expiry", "empty_page",
+         "repeat_cursor", "non_json")
+# Faults that need a cursor in the request: they misbehave in the middle of a walk.
+CURSOR_KINDS = {"cursor_expiry", "empty_page", "repeat_cursor"}
 
 
 @dataclass
@@ -22,6 +25,9 @@ class FaultConfig:
     disconnect_rate: float = 0.0
     truncate_rate: float = 0.0
     cursor_expiry_rate: float = 0.0
+    empty_page_rate: float = 0.0  # a page with no data, has_more true and a fresh cursor
+    repeat_cursor_rate: float = 0.0  # next_cursor equal to the cursor just sent (a loop)
+    non_json_rate: float = 0.0  # 200 with an HTML maintenance page instead of JSON
     latency_ms: int = 0
     retry_after_s: int = 1
 
@@ -33,7 +39,8 @@ class FaultConfig:
             raise ValueError(f"unknown fault settings {sorted(unknown)}; known: {sorted(names)}")
         cfg = cls(**data)
         for k in ("error_rate", "rate_limit_rate", "disconnect_rate", "truncate_rate",
-                  "cursor_expiry_rate"):
+                  "cursor_expiry_rate", "empty_page_rate", "repeat_cursor_rate",
+                  "non_json_rate"):
             v = getattr(cfg, k)
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise ValueError(f"{k} must be a number between 0 and 1")
@@ -58,9 +65,9 @@ class Faults:
         with self._lock:
             r = [self._rng.random() for _ in KINDS]
         rates = (c.error_rate, c.rate_limit_rate, c.disconnect_rate, c.truncate_rate,
-                 c.cursor_expiry_rate if has_cursor else 0.0)
+                 c.cursor_expiry_rate, c.empty_page_rate, c.repeat_cursor_rate, c.non_json_rate)
         for kind, x, rate in zip(KINDS, r, rates):
-            if x < rate:
+            if x < rate and (has_cursor or kind not in CURSOR_KINDS):
                 return kind
         return None
 

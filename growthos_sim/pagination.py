@@ -36,7 +36,12 @@ class Cursors:
         return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + self._sig(payload)
 
     def decode(self, scope: str, cursor: str) -> Any:
-        """The key inside `cursor`; 400 `invalid_cursor` / `cursor_expired` when unusable."""
+        """The key inside `cursor`; 400 `invalid_cursor` / `cursor_expired` when unusable.
+
+        A `~n` suffix (added by the empty-page fault to make a fresh cursor for the same
+        position) is ignored.
+        """
+        cursor = cursor.split("~", 1)[0]
         try:
             body, sig = cursor.rsplit(".", 1)
             payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))

@@ -180,7 +180,29 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "truncate" and body_bytes:
             stats.count("fault_truncate")
             body_bytes = body_bytes[: max(1, len(body_bytes) // 2)]
+        elif fault == "non_json" and resp.status == 200:
+            stats.count("fault_non_json")
+            self._send(200, b"<html><body>Service temporarily unavailable</body></html>",
+                       rate_headers, content_type="text/html")
+            return
+        elif fault in ("empty_page", "repeat_cursor") and body_bytes \
+                and body_bytes.startswith(b'{"data":['):
+            stats.count(f"fault_{fault}")
+            body_bytes = self._misbehaving_page(fault, body_bytes, params["cursor"], rid)
         self._send(resp.status, body_bytes, {**rate_headers, **resp.headers})
+
+    _fresh = itertools.count(1)
+
+    def _misbehaving_page(self, fault: str, body: bytes, cursor: str, rid: str) -> bytes:
+        if fault == "empty_page":
+            # Nothing this time, "try again" with a new cursor string for the same position.
+            again = f"{cursor.split('~', 1)[0]}~{next(self._fresh)}"
+            return orjson.dumps({"data": [], "has_more": True, "next_cursor": again,
+                                 "request_id": rid})
+        page = orjson.loads(body)
+        if page.get("has_more"):
+            page["next_cursor"] = cursor  # the page again points at itself: a loop
+        return orjson.dumps(page)
 
     @staticmethod
     def _encode(resp: Response, rid: str) -> bytes | None:

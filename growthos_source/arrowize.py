@@ -16,6 +16,8 @@ from typing import Any, Callable
 import orjson
 import pyarrow as pa
 
+from .keys import ascii_key
+
 TIMESTAMP_FIELDS = ("timestamp", "received_at")
 _TS = pa.timestamp("us", tz="UTC")
 _DLT_TYPES: dict[str, pa.DataType] = {"text": pa.string(), "bigint": pa.int64(),
@@ -31,7 +33,7 @@ def flatten(row: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = 
     if out is None:
         out = {}
     for k, v in row.items():
-        key = prefix + k
+        key = prefix + ascii_key(k)
         if isinstance(v, dict):
             flatten(v, key + "__", out)
         elif isinstance(v, list):

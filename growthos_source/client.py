@@ -58,13 +58,6 @@ class _BodyNotJSON(Exception):
     """A 2xx whose body does not parse: usually a connection cut mid-body."""
 
 
-@dataclass(frozen=True)
-class _NotJSONBody:
-    """A 2xx body of some other content type (an HTML page: base_url points at a website)."""
-
-    ctype: str
-
-
 def classify(
     status: int | None, error: BaseException | None = None, *, idempotent: bool = True
 ) -> Verdict:
@@ -330,20 +323,17 @@ class GrowthOSClient:
         try:
             return response.json()
         except (ValueError, UnicodeDecodeError):
-            ctype = response.headers.get("content-type", "")
-            if "json" in ctype or not ctype:
-                raise _BodyNotJSON("truncated or invalid JSON body") from None
-            return _NotJSONBody(ctype)
+            # A cut-off body and a proxy's HTML maintenance page are both usually transient;
+            # a base_url that points at a website fails the same way after the last attempt.
+            ctype = response.headers.get("content-type", "") or "no content type"
+            raise _BodyNotJSON(f"a body that is not valid JSON ({ctype})") from None
 
     def _as_object(self, body: Any, response: httpx.Response, where: str) -> dict[str, Any]:
         if isinstance(body, dict):
             return body
-        if isinstance(body, _NotJSONBody):
-            what = f"a {body.ctype} body instead of JSON"
-        else:
-            what = "JSON that is not an object"
         raise MalformedResponseError(
-            f"{where} returned {what} (status {response.status_code}): check that base_url "
+            f"{where} returned JSON that is not an object (status {response.status_code}): "
+            "check that base_url "
             "points at the GrowthOS API (…/v1)", status=response.status_code)
 
     def _error_for(self, response: httpx.Response, rel: str, method: str, attempt: int
@@ -367,8 +357,8 @@ class GrowthOSClient:
                          attempt: int) -> GrowthOSError:
         if isinstance(problem, _BodyNotJSON):
             return MalformedResponseError(
-                f"{where} kept returning a truncated or invalid JSON body ({_tries(attempt)}): "
-                "check the network path (proxies) and base_url")
+                f"{where} kept returning {problem} ({_tries(attempt)}): check that base_url "
+                "points at the GrowthOS API (…/v1) and the network path (proxies)")
         return ConnectionFailedError(
             f"cannot reach {self._base.host}: {reason} ({where}, {_tries(attempt)}); "
             "check base_url and network")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import dlt
 
-from . import deletes, timeline
+from . import deletes, rejects, timeline
 from .arrowize import ArrowPages
 from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
@@ -104,17 +104,26 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     seen: set[str] = set()
     pages = 0
     for rows, _ in walk(ctx.client, ep.path, params, page_size=ctx.page_size):
-        seen.update(str(r["id"]) for r in rows)
+        seen.update(str(r["id"]) for r in rows if r.get("id") is not None)
         if rows:
             pages += 1
             yield rows
     yield WalkComplete(ep.table, seen, whole, pages)
 
 
-def read_list(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
+def read_list(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     for rows, _ in walk(ctx.client, ep.path, {}, id_field=_id_field(ep), page_size=ctx.page_size):
-        if rows:
-            yield rows
+        yield from _checked(ctx, ep, rows)
+
+
+def _checked(ctx: Context, ep: Endpoint, rows: list[Row],
+             cursor_field: str | None = None) -> Iterator[Any]:
+    """The loadable rows, then the rejects (to `_growthos_rejects`)."""
+    good, bad = rejects.check(ep, rows, ctx.run_started, cursor_field)
+    if good:
+        yield good
+    if bad:
+        yield rejects.hinted(bad)
 
 
 def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
@@ -147,10 +156,13 @@ def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
                 yield from finish()
             return
         cur = cursor()
-        rows = cur.filter(items) if cur is not None else list(items)
+        rows, bad = rejects.check(ep, items, ctx.run_started)
+        rows = cur.filter(rows) if cur is not None else rows
         last = tally.page()
         if rows:
             yield rows
+        if bad:
+            yield rejects.hinted(bad)
         if last:
             yield from finish()
 
@@ -184,6 +196,8 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
 
         jobs = []
         for parent in parents:
+            if parent.get("id") is None or parent.get(ep.parent_field) is None:
+                continue  # rejected with its own table
             pid = str(parent["id"])
             if ep.cursor:
                 marks[pid] = Cursor(cursors, pid, ep.cursor, ctx.start_date, ctx.end_date)
@@ -197,6 +211,9 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             if ep.parent_key:
                 for r in rows:
                     r[ep.parent_key] = key
+            rows, bad = rejects.check(ep, rows, ctx.run_started)
+            if bad:
+                yield rejects.hinted(bad)
             cur = marks.get(key)
             if cur is not None:
                 values = known.get("values", {})
@@ -226,10 +243,10 @@ def child_object(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Ro
                 yield body
             return run
 
-        out = [obj for _, obj in fan_out([(p["id"], job(p)) for p in parents], ctx.workers)
+        out = [obj for _, obj in fan_out([(p["id"], job(p)) for p in parents
+                                           if p.get("id") is not None], ctx.workers)
                if obj is not DONE]
-        if out:
-            yield out
+        yield from _checked(ctx, ep, out)
 
     return step
 
@@ -260,12 +277,12 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
             if tally.marker(items):
                 cursor().commit()
             return
-        changed = cursor().filter(items)
+        valid, _ = rejects.check(ep, items, ctx.run_started, "updated_at")
+        changed = cursor().filter(valid)
         out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.workers)
                if p is not DONE]
         last = tally.page()
-        if out:
-            yield out
+        yield from _checked(ctx, ep, out, "")
         if last:
             cursor().commit()
 
@@ -278,7 +295,7 @@ def read_object(ctx: Context, ep: Endpoint) -> Iterator[Row]:
     body.pop("request_id", None)
     if ep.table == "analytics_overview":
         body["synced_at"] = ctx.run_started
-    yield body
+    yield from _checked(ctx, ep, [body])
 
 
 def read_by_id(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
@@ -296,7 +313,7 @@ def read_by_id(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
             raise
         body.pop("request_id", None)
         out.append(body)
-    yield out
+    yield from _checked(ctx, ep, out)
 
 
 # ---- analytics ------------------------------------------------------------------------------
@@ -311,7 +328,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     schema = dlt.current.source_schema()
     columns = schema.tables.get(ep.table, {}).get("columns", {})
     arrow = ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
-                       schema.naming.normalize_identifier)
+                       schema.naming.normalize_path)
     end = parse_ts(ctx.end_date) if ctx.end_date else None
     low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
     if low is not None:
@@ -340,6 +357,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     for _, rows in fan_out([(i, job(a, b)) for i, (a, b) in enumerate(wins)], ctx.workers):
         if rows is DONE:
             continue
+        rows, bad = rejects.check(ep, rows, ctx.run_started)
+        if bad:
+            yield rejects.hinted(bad)
         rows = cur.filter(rows)
         if rows:
             yield arrow.table(rows)

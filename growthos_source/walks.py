@@ -1,6 +1,8 @@
-"""Page walks that survive expired cursors.
+"""Page walks that survive expired cursors and looping pagination.
 
-Cursors are opaque and may expire mid-walk (400 `cursor_expired`). A walk then restarts from a
+Cursors are opaque and may expire mid-walk (400 `cursor_expired`), and a faulty API may hand
+back a `next_cursor` it already gave (the client's loop guard stops that walk with a
+PaginationError). Either way the walk restarts from a
 point it can express without the cursor: the event stream from its time window (its order and
 `from`/`to` filters are documented), every other list from its beginning, skipping the records
 it already produced. Restarts that made no progress (no new record since the previous expiry)
@@ -37,13 +39,13 @@ def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None
                 seen.update(r.get(id_field) for r in rows)
                 yield rows, page
             return
-        except CursorExpiredError:
+        except (CursorExpiredError, PaginationError) as exc:
             stalled, kept = (stalled + 1 if len(seen) == kept else 1), len(seen)
             if stalled > MAX_RESTARTS:
                 raise PaginationError(
-                    f"GET {path}: the API expired the cursor {stalled} times in a row without "
-                    "progress in one walk; retry later or lower the concurrency") from None
-            logger.warning("GET %s: cursor expired; restarting the walk (%d rows kept)", path,
+                    f"GET {path}: the walk restarted {stalled} times in a row without progress "
+                    f"({exc}); retry later or lower the concurrency") from None
+            logger.warning("GET %s: %s; restarting the walk (%d rows kept)", path, exc,
                            len(seen))
 
 
@@ -72,14 +74,14 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
                 read += len(rows)
                 yield rows
             return
-        except CursorExpiredError:
+        except (CursorExpiredError, PaginationError) as exc:
             stalled, kept = (stalled + 1 if read == kept else 1), read
             if stalled > MAX_RESTARTS:
                 raise PaginationError(
-                    f"GET {path}: the API expired the cursor {stalled} times in a row without "
-                    "progress in one window; retry later or use smaller windows") from None
+                    f"GET {path}: the window's walk restarted {stalled} times in a row without "
+                    f"progress ({exc}); retry later or use smaller windows") from None
             if oldest is not None:
                 query["to"] = iso_z(parse_ts(oldest) + _ONE_MS)
-            logger.warning("GET %s: cursor expired; resuming the window before %s", path,
+            logger.warning("GET %s: %s; resuming the window before %s", path, exc,
                            query.get("to"))
 

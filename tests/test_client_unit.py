@@ -220,17 +220,20 @@ def test_truncated_json_is_retried_then_succeeds() -> None:
     assert len(seen) == 2
 
 
-def test_html_and_non_object_bodies_are_malformed_without_retry() -> None:
-    handler, seen = sequence(httpx.Response(200, text="<html>docs</html>",
-                                            headers={"content-type": "text/html"}))
+def test_html_bodies_are_retried_then_malformed_and_non_objects_fail_at_once() -> None:
+    # A maintenance page from a proxy is transient: retried up to the attempt cap, then a clear
+    # error that also covers a base_url pointing at a website.
+    html = httpx.Response(200, text="<html>docs</html>", headers={"content-type": "text/html"})
+    handler, seen = sequence(html)
     client, _ = make_client(handler)
-    with pytest.raises(MalformedResponseError, match="text/html"):
+    with pytest.raises(MalformedResponseError, match="text/html.*base_url"):
         client.request("GET", "/contacts")
-    handler2, _ = sequence(httpx.Response(200, json=[1, 2]))
+    assert len(seen) == 6
+    handler2, seen2 = sequence(httpx.Response(200, json=[1, 2]))
     client2, _ = make_client(handler2)
     with pytest.raises(MalformedResponseError, match="not an object"):
         client2.request("GET", "/contacts")
-    assert len(seen) == 1
+    assert len(seen2) == 1
 
 
 # --- pagination -------------------------------------------------------------------------------

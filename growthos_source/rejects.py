@@ -1,0 +1,75 @@
+"""Records that cannot be loaded are reported, never dropped silently.
+
+A record missing its primary key, or whose incremental field is missing or not a timestamp,
+would fail the whole load (dlt refuses null keys) or corrupt the incremental mark. Such records
+are kept out of their table and written to `_growthos_rejects` (table, id, reason, the record as
+JSON) in the same load, and logged with table and id, so the run completes and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+import dlt
+import orjson
+
+from .endpoints import Endpoint
+from .incremental import ts_key
+from .keys import ascii_keys
+
+logger = logging.getLogger("growthos_source")
+
+REJECTS_TABLE = "_growthos_rejects"
+MAX_RECORD_CHARS = 100_000
+Row = dict[str, Any]
+
+
+def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
+          cursor_field: str | None = None) -> tuple[list[Row], list[Row]]:
+    """Split `rows` into (loadable, rejects); rejects are `_growthos_rejects` rows."""
+    good: list[Row] = []
+    bad: list[Row] = []
+    cursor_field = cursor_field if cursor_field is not None else ep.cursor
+    for row in rows:
+        reason = _problem(ep, row, cursor_field)
+        if reason is None:
+            good.append(ascii_keys(row))
+            continue
+        rid = row.get(ep.primary_key[-1]) if isinstance(row, dict) else None
+        text = orjson.dumps(row, default=str).decode()
+        bad.append({"table_name": ep.table, "record_id": None if rid is None else str(rid),
+                    "reason": reason, "record": text[:MAX_RECORD_CHARS],
+                    "noticed_at": noticed_at})
+        logger.warning("%s: record %s not loaded: %s (kept in %s)", ep.table, rid, reason,
+                       REJECTS_TABLE)
+    return good, bad
+
+
+def _problem(ep: Endpoint, row: Any, cursor_field: str | None) -> str | None:
+    if not isinstance(row, dict):
+        return f"not a JSON object: {type(row).__name__}"
+    for key in ep.primary_key:
+        if row.get(key) in (None, ""):
+            return f"primary key field '{key}' is missing"
+    if cursor_field:
+        value = row.get(cursor_field)
+        if value is None:
+            return f"incremental field '{cursor_field}' is missing"
+        try:
+            ts_key(value)
+        except (TypeError, ValueError):
+            return f"incremental field '{cursor_field}' is not an ISO 8601 timestamp: {value!r:.60}"
+    return None
+
+
+def hinted(rows: list[Row]) -> Any:
+    """Rejects as an item for the `_growthos_rejects` table (yield it from any resource)."""
+    return dlt.mark.with_hints(rows, dlt.mark.make_hints(
+        table_name=REJECTS_TABLE, write_disposition="append", primary_key=[], merge_key=[],
+        columns=[{"name": "table_name", "data_type": "text", "nullable": False},
+                 {"name": "record_id", "data_type": "text", "nullable": True},
+                 {"name": "reason", "data_type": "text", "nullable": False},
+                 {"name": "record", "data_type": "text", "nullable": False},
+                 {"name": "noticed_at", "data_type": "timestamp", "nullable": False}]),
+        create_table_variant=True)
