@@ -77,9 +77,14 @@ def merge_records(w, target: Record, source: Record, prefer_source: bool, at: st
     target["tags"] = sorted(set(target["tags"]) | set(source["tags"]))
     if target["email"] is None or (prefer_source and source["email"] is not None):
         target["email"] = source["email"]
+    adopted = target["external_id"] is None and source["external_id"] is not None
     if target["external_id"] is None:
         target["external_id"] = source["external_id"]
     w.events.reassign(source["id"], target["id"], target["external_id"])
+    if adopted:
+        # The target took the source's external_id: its own events' user_id follows, so every
+        # event of a contact carries that contact's external_id.
+        w.events.reassign(target["id"], target["id"], target["external_id"])
     target["updated_at"] = at
     w.contacts.touch(target["id"])
     delete_contact_record(w, source, at)
