@@ -16,7 +16,9 @@ httpx over loopback keep-alive connections:
 and prints, per scenario: requests, records, seconds, records/s, req/s, p50/p95 latency, plus the
 server process's CPU time per request (from /proc/<pid>/stat) and the records/s that CPU time
 implies on one core. The issue's target: at least 50,000 records/s in pages of 100 on one core,
-unthrottled. Every walk is bounded by --seconds; the server is stopped at the end.
+unthrottled. The verdict (and exit status) uses the records per server CPU-second of the slowest
+scenario, since wall-clock records/s also measures the client and whatever else the machine runs;
+both are printed. Every walk is bounded by --seconds; the server is stopped at the end.
 
 Scale mode:
 
@@ -279,15 +281,17 @@ def throughput(args: argparse.Namespace) -> int:
     print()
     print_table(results)
     print()
-    best = max(r.records / r.cpu_s for r in results if r.cpu_s)
-    worst_wall = min(r.records / r.seconds for r in results)
-    print(f"records/s per server core (records / server CPU seconds): best {best:,.0f}; "
-          f"slowest wall-clock scenario {worst_wall:,.0f} records/s; target {TARGET_RPS:,}")
-    print("(the server runs in one process under one GIL: 'srv cores' near 1.0 means it was "
-          "CPU-bound on one core; on a machine with few cores the client competes for CPU too)")
-    ok = all(r.records / r.seconds >= TARGET_RPS for r in results)
-    print("PASS" if ok else "BELOW TARGET", "(every scenario's wall-clock records/s "
-          f"{'>=' if ok else 'vs'} {TARGET_RPS:,})")
+    per_core = min(r.records / r.cpu_s if r.cpu_s else float("inf") for r in results)
+    wall = min(r.records / r.seconds for r in results)
+    print(f"slowest scenario: {per_core:,.0f} records per server CPU-second (one core's capacity), "
+          f"{wall:,.0f} records/s wall-clock; target {TARGET_RPS:,} records/s on one core")
+    print("(the server is one process under one GIL, so it never uses more than one core; "
+          "'srv cores' well below 1.0 means the wall-clock figure was limited by the client or "
+          "by other load on the machine, not by the server)")
+    ok = per_core >= TARGET_RPS
+    print(("PASS" if ok else "BELOW TARGET") + f": one server core serves {per_core:,.0f} "
+          f"records/s in pages of {PAGE} (wall-clock {'also ' if wall >= TARGET_RPS else ''}"
+          f"{'>=' if wall >= TARGET_RPS else 'below'} target: {wall:,.0f})")
     return 0 if ok else 1
 
 
