@@ -126,7 +126,7 @@ class Mutator:
 
     # ---- actions (each returns the id it touched, or None) ----------------------------------
     def contact_create(self, t: int) -> str:
-        return new_contact(self.w, self.rng, t)["id"]
+        return str(new_contact(self.w, self.rng, t)["id"])
 
     def contact_update(self, t: int) -> str | None:
         c = self._contact()

@@ -35,12 +35,12 @@ def build_world(seed: int, n_contacts: int, n_events: int,
 
     created = sorted(_between(rng, start, now) for _ in range(n_contacts))
     contacts: list[Record] = []
-    for c in created:
-        upd = c if rng.random() < 0.4 else _between(rng, c, now)
-        contacts.append(new_contact(w, rng, c, upd))
-    for c, t in zip(contacts, created):
+    for at in created:
+        upd = at if rng.random() < 0.4 else _between(rng, at, now)
+        contacts.append(new_contact(w, rng, at, upd))
+    for contact, at in zip(contacts, created):
         if rng.random() < 0.01:
-            w.contacts.soft_delete(c["id"], iso_ms(_between(rng, t, now)))
+            w.contacts.soft_delete(contact["id"], iso_ms(_between(rng, at, now)))
     live = [c for c in contacts if c["id"] not in w.contacts.deleted] or contacts
 
     def pick() -> Record:
@@ -55,8 +55,8 @@ def build_world(seed: int, n_contacts: int, n_events: int,
         if rng.random() < 0.5:
             seg["updated_at"] = iso_ms(_between(rng, now - 60 * DAY_MS, now))
     # Member tables were filled out of time order; sort them once.
-    for sid, t in w.members.items():
-        t.bulk_load(list(t.rows.values()))
+    for sid, members in w.members.items():
+        members.bulk_load(list(members.rows.values()))
         w.sync_segment(sid)
 
     for _ in range(3):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..errors import ApiError, not_found
 from ..routing import Request, Response, handler
 from ..table import Record
@@ -12,7 +14,7 @@ from .common import get, list_table, now, ok
 @handler("listContacts")
 def list_contacts(req: Request) -> Response:
     w = req.world
-    preds = []
+    preds: list[Callable[[Record], bool]] = []
     seg_id = req.params.get("segment_id")
     if seg_id is not None:
         members = common.child(w.members, seg_id, "segment")
