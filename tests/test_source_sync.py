@@ -27,6 +27,17 @@ def test_first_sync_equals_truth_for_every_table(synced: Warehouse) -> None:
     assert all(n > 0 for n in counts.values()), counts
 
 
+def test_analytics_overview_appends_a_snapshot_per_run(synced: Warehouse) -> None:
+    synced.sync(resources=("analytics_overview",))
+    want = truth(synced.sim, "analytics_overview")[0]
+    got = synced.query("SELECT total_contacts, active_campaigns, events_today FROM "
+                       "{ds}.analytics_overview")
+    assert got == [(want["total_contacts"], want["active_campaigns"], want["events_today"])]
+    synced.sync(resources=("analytics_overview",))
+    snapshots = synced.query("SELECT COUNT(DISTINCT synced_at) FROM {ds}.analytics_overview")
+    assert snapshots[0][0] == 2
+
+
 def test_second_run_without_changes_loads_no_new_rows(synced: Warehouse) -> None:
     before = {t: synced.query(f"SELECT COUNT(*) FROM {{ds}}.{t}")[0][0] for t in CHECKS}
     result = synced.sync(resources=tuple(CHECKS))
