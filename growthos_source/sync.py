@@ -13,7 +13,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 
-from . import deletes
+from . import deletes, recovery
 
 logger = logging.getLogger("growthos_source")
 
@@ -51,11 +51,8 @@ def sync(pipeline: dlt.Pipeline, source: Union[DltSource, SourceFactory], *,
     # Arrow pages (the event stream) skip dlt's row normalizer, which otherwise adds the load id.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     fmt = loader_file_format or DEFAULT_FILE_FORMAT
-    recovered = False
-    if pipeline.has_pending_data:
-        logger.warning("finishing the load packages a previous run left pending")
-        pipeline.run()
-        recovered = True
+    # Also removes rows that load jobs replayed after a crash inserted twice (see recovery.py).
+    recovered = recovery.finish_pending(pipeline)
     rows: dict[str, int] = {}
     if callable(source) and not isinstance(source, DltSource):
         factory = source

@@ -1,0 +1,133 @@
+"""Finish what a killed run left pending, without the duplicates a replayed load job leaves.
+
+dlt (1.31) loads a package job by job and records each job as done only after the destination
+committed it. A run killed in between (for DuckDB the window includes closing the connection,
+tens of milliseconds) leaves a job that already wrote its rows marked as "started"; the next run
+executes it again. For jobs that copy into their table directly (replace and append tables,
+insert-only merges, nested tables of merges) the rows are then in the warehouse twice: exact
+copies, with the same `_dlt_id` (or primary key and load id where rows carry no `_dlt_id`).
+
+`finish_pending()` loads the pending packages, then removes those copies from the tables the
+partially loaded packages wrote. The tables to check are recorded in a marker file in the
+pipeline's working directory before the load and removed after the cleanup commits, so a run
+killed during the cleanup is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import dlt
+
+logger = logging.getLogger("growthos_source")
+
+MARKER = "growthos_replayed_jobs.json"
+_TMP = "_growthos_replayed_rows"
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> bool:
+    """Load what a previous run left pending and drop rows its replayed jobs duplicated.
+
+    Returns True when there was something to finish.
+    """
+    marker = os.path.join(pipeline.working_dir, MARKER)
+    recovered = False
+    if pipeline.has_pending_data:
+        logger.warning("finishing the load packages a previous run left pending")
+        todo = _read(marker)
+        for load_id in pipeline.list_normalized_load_packages():
+            todo.update({t: sorted(set(todo.get(t, [])) | {load_id})
+                         for t in _tables_written(pipeline, load_id)})
+        if todo:
+            _write(marker, todo)
+        pipeline.run()
+        recovered = True
+    todo = _read(marker)
+    if todo:
+        removed = drop_replayed_rows(pipeline, todo)
+        if removed:
+            logger.warning("removed rows duplicated by load jobs replayed after a crash: %s",
+                           removed)
+        os.remove(marker)
+    return recovered
+
+
+def _tables_written(pipeline: dlt.Pipeline, load_id: str) -> set[str]:
+    """Tables of a normalized package that had started loading (some job started or done)."""
+    jobs = pipeline.get_load_package_info(load_id).jobs
+    if not jobs.get("started_jobs") and not jobs.get("completed_jobs"):
+        return set()
+    return {j.job_file_info.table_name for state in jobs.values() for j in state
+            if not j.job_file_info.table_name.startswith("_dlt")}
+
+
+def drop_replayed_rows(pipeline: dlt.Pipeline, tables: dict[str, list[str]]) -> dict[str, int]:
+    """Keep one copy of rows that a replayed job inserted twice into `tables` (name -> load
+    ids). Rows are copies when they share `_dlt_id`, or, for tables without it, their primary
+    key within one of the load ids. Returns rows removed per table."""
+    schema_tables = pipeline.default_schema.tables
+    removed: dict[str, int] = {}
+    with pipeline.sql_client() as client:
+        for table, load_ids in sorted(tables.items()):
+            columns = schema_tables.get(table, {}).get("columns", {})
+            if not columns or not client.has_dataset():
+                continue
+            n = _dedupe(client, table, columns, load_ids)
+            if n:
+                removed[table] = n
+    return removed
+
+
+def _dedupe(client: Any, table: str, columns: dict[str, Any], load_ids: list[str]) -> int:
+    col = client.escape_column_name
+    if "_dlt_id" in columns:
+        keys, where = [col("_dlt_id")], ""
+    else:
+        pk = [c for c, v in columns.items() if v.get("primary_key")]
+        if not pk or "_dlt_load_id" not in columns:
+            return 0
+        keys = [col(c) for c in pk] + [col("_dlt_load_id")]
+        ids = ", ".join("'" + str(i).replace("'", "''") + "'" for i in load_ids)
+        where = f"WHERE {col('_dlt_load_id')} IN ({ids})"
+    key = ", ".join(keys)
+    t, tmp = client.make_qualified_table_name(table), client.make_qualified_table_name(_TMP)
+    try:
+        rows = client.execute_sql(f"SELECT COUNT(*) FROM {t} {where}") or [[0]]
+        groups = client.execute_sql(f"SELECT COUNT(*) FROM (SELECT {key} FROM {t} {where} "
+                                    f"GROUP BY {key}) g") or [[0]]
+    except Exception as exc:  # the table was never created: nothing was loaded into it
+        logger.debug("cannot check %s for replayed rows: %s", table, exc)
+        return 0
+    extra = int(rows[0][0]) - int(groups[0][0])
+    if extra <= 0:
+        return 0
+    dup = (f"SELECT {key} FROM {t} {where} GROUP BY {key} HAVING COUNT(*) > 1")
+    with client.begin_transaction():
+        client.execute_sql(f"DROP TABLE IF EXISTS {tmp}")
+        client.execute_sql(f"CREATE TABLE {tmp} AS SELECT DISTINCT * FROM {t} "
+                           f"WHERE ({key}) IN ({dup})")
+        client.execute_sql(f"DELETE FROM {t} WHERE ({key}) IN (SELECT {key} FROM {tmp})")
+        client.execute_sql(f"INSERT INTO {t} SELECT * FROM {tmp}")
+        client.execute_sql(f"DROP TABLE {tmp}")
+    return extra
+
+
+def _read(path: str) -> dict[str, list[str]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return {str(k): [str(i) for i in v] for k, v in data.items()}
+    except FileNotFoundError:
+        return {}
+
+
+def _write(path: str, data: dict[str, list[str]]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
