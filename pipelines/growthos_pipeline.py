@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# .dlt/config.toml turns dlt's telemetry off, but only when run from the project directory;
+# these machines have no internet, so default to off wherever the job runs.
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 import dlt  # noqa: E402
 
