@@ -19,7 +19,7 @@ from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
 from .errors import NotFoundError
 from .fanout import DONE, fan_out
-from .incremental import Cursor, iso_z, parse_ts
+from .incremental import Cursor, iso_z, parse_ts, ts_key
 from .walks import walk, walk_events
 
 logger = logging.getLogger("growthos_source")
@@ -157,7 +157,10 @@ def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
             return
         cur = cursor()
         rows, bad = rejects.check(ep, items, ctx.run_started)
-        rows = cur.filter(rows) if cur is not None else rows
+        if cur is not None:
+            if "held" not in run:
+                run["held"] = _held(ep.table, cur.field)
+            rows = [r for r in rows if cur.accept(r) or _moved(cur, r, run["held"])]
         last = tally.page()
         if rows:
             yield rows
@@ -167,6 +170,27 @@ def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
             yield from finish()
 
     return step
+
+
+def _held(table: str, field: str) -> dict[str, str]:
+    """`id -> cursor value` of the rows the warehouse holds for `table` ({} when unknown)."""
+    return {rid: ts_key(v[0]) for rid, v in deletes.warehouse_values(table, (field,)).items()
+            if v[0] is not None}
+
+
+def _moved(cur: Cursor, row: Row, held: dict[str, str]) -> bool:
+    """A record behind the high-water mark whose value differs from the warehouse's copy.
+
+    The mark is the newest value one walk saw, but the walk order is not by that value: a record
+    the walk had already passed can change while the walk goes on and get a value below the
+    newest one read later. Comparing with what the warehouse holds catches it on the next run.
+    """
+    if not held:  # warehouse unknown (first run, or a destination we cannot query)
+        return False
+    v = ts_key(row[cur.field])
+    if (cur.start is not None and v < cur.start) or (cur.end is not None and v >= cur.end):
+        return False
+    return held.get(str(row.get(cur.id_field))) != v
 
 
 # ---- children ---------------------------------------------------------------------------------
@@ -255,6 +279,7 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
     """Full profiles (scores, segments, referral stats) of contacts changed since last time."""
     tally = Tally()
     run: dict[str, Cursor] = {}
+    held: dict[str, dict[str, str]] = {}
 
     def cursor() -> Cursor:
         if "cursor" not in run:
@@ -278,7 +303,10 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
                 cursor().commit()
             return
         valid, _ = rejects.check(ep, items, ctx.run_started, "updated_at")
-        changed = cursor().filter(valid)
+        cur = cursor()
+        if "held" not in held:
+            held["held"] = _held(ep.table, cur.field)
+        changed = [c for c in valid if cur.accept(c) or _moved(cur, c, held["held"])]
         out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.workers)
                if p is not DONE]
         last = tally.page()
