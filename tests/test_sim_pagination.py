@@ -398,6 +398,10 @@ def test_contacts_created_after_and_before_are_exclusive(sim: SimServer, api: An
     # An empty window, and a window beyond the data.
     assert _all(c, "/contacts", {"created_after": t_hi, "created_before": t_lo}) == []
     assert _all(c, "/contacts", {"created_after": "2030-01-01T00:00:00Z"}) == []
+    # Bounds far outside the data, even beyond what four-digit years can write, still filter.
+    assert _all(c, "/contacts", {"created_after": "0999-01-01T00:00:00Z"}) == contacts
+    assert _all(c, "/contacts", {"created_before": "0001-01-01T00:00:00+05:00"}) == []
+    assert _all(c, "/contacts", {"created_before": "9999-12-31T23:59:59-05:00"}) == contacts
     r = c.get("/contacts", params={"created_after": "last tuesday"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter"
 

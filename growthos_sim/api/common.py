@@ -63,15 +63,23 @@ def ok(rec: Record, status: int = 200) -> Response:
     return Response(status, dict(rec))
 
 
+# The API's timestamp format has four-digit years: `iso_ms` writes years before 1000 unpadded
+# (which would compare wrongly as strings) and cannot write years past 9999.
+MIN_MS = parse_ms("1000-01-01T00:00:00Z")
+MAX_MS = parse_ms("9999-12-31T23:59:59.999Z")
+
+
 def time_param(req: Request, name: str) -> str | None:
     """An ISO 8601 query parameter normalized to the API's own timestamp format."""
     raw = req.params.get(name)
     if raw is None:
         return None
     try:
-        return iso_ms(parse_ms(raw))
-    except ValueError:
+        ms = parse_ms(raw)
+    except (ValueError, OverflowError):
         raise bad_param(name, "must be an ISO 8601 date-time, e.g. 2026-02-20T14:22:00Z") from None
+    # A bound beyond the years 1000..9999 selects what a bound at that edge selects.
+    return iso_ms(min(max(ms, MIN_MS), MAX_MS))
 
 
 def apply_patch(table: Table, rec: Record, body: dict[str, Any], allowed: tuple[str, ...],
