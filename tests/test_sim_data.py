@@ -335,11 +335,11 @@ def test_campaign_writes_and_lifecycle(ws: SimServer, api: Any) -> None:
     seg = truth(ws, "segments")[0]["id"]
     r = c.post("/campaigns", json={"name": "Spring", "type": "broadcast", "segment_id": seg,
                                    "subject": "Hi", "template_id": "tmpl_1",
-                                   "scheduled_at": "2026-07-01T09:00:00Z"})
+                                   "scheduled_at": "2026-07-01T11:00:00+02:00"})
     assert r.status_code == 201
     camp = r.json()
     assert camp["status"] == "draft" and camp["segment_id"] == seg
-    assert camp["scheduled_at"] == "2026-07-01T09:00:00Z"
+    assert camp["scheduled_at"] == "2026-07-01T09:00:00.000Z"  # the API's timestamp format
     assert c.get(f"/campaigns/{camp['id']}/stats").json()["status"] == "draft"
     act = c.post(f"/campaigns/{camp['id']}/activate").json()
     assert act["status"] == "active" and act["updated_at"] > camp["updated_at"]
@@ -352,6 +352,9 @@ def test_campaign_writes_and_lifecycle(ws: SimServer, api: Any) -> None:
     assert c.post(f"/campaigns/{camp['id']}/test", json={"emails": ["qa@example.com"]}).json() \
         ["sent"] is True
     assert c.post("/campaigns", json={"name": "x", "segment_id": "seg_nope"}).status_code == 422
+    assert c.post("/campaigns", json={"name": "x", "scheduled_at": "soon"}).status_code == 422
+    r = c.post("/campaigns", json={"name": "x", "scheduled_at": "9999-12-31T23:00:00-05:00"})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "scheduled_at"
     done = next((x for x in truth(ws, "campaigns") if x["status"] in ("completed", "archived")),
                 None)
     assert done is not None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..errors import ApiError, bad_param
+from ..errors import ApiError, bad_param, invalid
 from ..generate import new_campaign
 from ..routing import Request, Response, handler
-from .common import apply_patch, get, list_table, now, ok, segment_ref
+from ..util import iso_ms, parse_ms
+from .common import MAX_MS, MIN_MS, apply_patch, get, list_table, now, ok, segment_ref
 
 _FIELDS = ("name", "segment_id", "subject", "template_id", "trigger", "steps", "scheduled_at")
 
@@ -16,6 +17,12 @@ def _norm(req: Request, body: dict) -> dict:  # type: ignore[type-arg]
         segment_ref(req, body["trigger"].get("segment_id"), "trigger.segment_id")
         body["trigger"] = {"event": body["trigger"].get("event", "signup"),
                            "segment_id": body["trigger"].get("segment_id")}
+    if body.get("scheduled_at") is not None:
+        # Stored as the API writes every timestamp: UTC, `Z`, milliseconds.
+        ms = parse_ms(body["scheduled_at"])
+        if not MIN_MS <= ms <= MAX_MS:
+            raise invalid("scheduled_at", "must fall in the years 1000 to 9999 (UTC)")
+        body["scheduled_at"] = iso_ms(ms)
     if "steps" in body:
         body["steps"] = [{"delay": s.get("delay", "0d"), "subject": s.get("subject", ""),
                           "template_id": s.get("template_id", "")} for s in body["steps"]]
