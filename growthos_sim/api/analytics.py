@@ -100,7 +100,7 @@ def _unique_contacts(req: Request, start: dt.date, end: dt.date,
                      event: str | None) -> dict[str, dict[str, int]]:
     ev = req.world.events
     lo = parse_ms(start.isoformat())
-    hi = parse_ms((end + dt.timedelta(days=1)).isoformat())
+    hi = parse_ms(end.isoformat()) + 86_400_000  # end of the last day (9999-12-31 too)
     import bisect
 
     seen: dict[str, dict[str, set[str]]] = {}
