@@ -52,6 +52,15 @@ def _date(body: dict, name: str) -> dt.date:  # type: ignore[type-arg]
         raise invalid(name, "must be a date YYYY-MM-DD") from None
 
 
+def _intervals(start: dt.date, end: dt.date, interval: str) -> int:
+    """How many intervals (days, weeks or months) the range [start, end] touches."""
+    if interval == "week":
+        return (_interval_start(end, "week") - _interval_start(start, "week")).days // 7 + 1
+    if interval == "month":
+        return (end.year - start.year) * 12 + end.month - start.month + 1
+    return (end - start).days + 1
+
+
 def _interval_start(d: dt.date, interval: str) -> dt.date:
     if interval == "week":
         return d - dt.timedelta(days=d.weekday())
@@ -67,7 +76,7 @@ def query(req: Request) -> Response:
     interval = body.get("interval") or "day"
     if end < start:
         raise invalid("to", "must not be before 'from'")
-    if interval == "day" and (end - start).days >= 366:
+    if _intervals(start, end, interval) > 366:
         raise invalid("to", "at most 366 intervals per query")
     qtype = body["type"]
     if qtype not in ("event_count", "unique_contacts"):
