@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from ..errors import ApiError, bad_param, invalid, not_found
 from ..pagination import page_body, parse_limit
 from ..routing import Request, Response, handler
-from ..util import parse_ms
+from ..util import iso_date, parse_ms
 from .common import ok
 
 
@@ -84,16 +85,16 @@ def query(req: Request) -> Response:
                        f"query type '{qtype}' is answered by GET /analytics/funnels/{{id}} "
                        "or /cohorts/{id}", [{"field": "type", "reason": "unsupported here"}])
     event = body.get("event")
-    by_day = req.world.event_counts(start.isoformat(), end.isoformat(), event)
+    grouped = body.get("group_by") == "event"
     if qtype == "unique_contacts":
-        by_day = _unique_contacts(req, start, end, event)
+        return ok(_unique_contacts(req, start, end, event, interval, grouped))
+    by_day = req.world.event_counts(start.isoformat(), end.isoformat(), event)
     buckets: dict[str, dict[str, int]] = {}
     for day, groups in by_day.items():
         key = _interval_start(dt.date.fromisoformat(day), interval).isoformat()
         b = buckets.setdefault(key, {})
         for name, n in groups.items():
             b[name] = b.get(name, 0) + n
-    grouped = body.get("group_by") == "event"
     data = []
     total = 0
     for key in sorted(buckets):
@@ -105,20 +106,32 @@ def query(req: Request) -> Response:
     return ok({"type": qtype, "data": data, "total": total})
 
 
-def _unique_contacts(req: Request, start: dt.date, end: dt.date,
-                     event: str | None) -> dict[str, dict[str, int]]:
+def _unique_contacts(req: Request, start: dt.date, end: dt.date, event: str | None,
+                     interval: str, grouped: bool) -> dict[str, Any]:
+    """Distinct contacts per interval (and per event name when grouped); `total` counts the
+    distinct contacts of the whole range. Uniques do not add up: a contact active on two days
+    of one week is one contact of that week."""
     ev = req.world.events
     lo = parse_ms(start.isoformat())
     hi = parse_ms(end.isoformat()) + 86_400_000  # end of the last day (9999-12-31 too)
     import bisect
 
+    keys: dict[str, str] = {}  # day -> start of its interval
     seen: dict[str, dict[str, set[str]]] = {}
+    everyone: set[str] = set()
     for i in range(bisect.bisect_left(ev.ts, lo), bisect.bisect_left(ev.ts, hi)):
-        if event is not None and ev.name[i] != event:
+        name = ev.name[i]
+        if event is not None and name != event:
             continue
-        day = dt.datetime.fromtimestamp(ev.ts[i] / 1000, dt.timezone.utc).date().isoformat()
-        seen.setdefault(day, {}).setdefault(ev.name[i], set()).add(ev.contact[i])
-    return {d: {n: len(s) for n, s in g.items()} for d, g in seen.items()}
+        day = iso_date(ev.ts[i])
+        key = keys.get(day)
+        if key is None:
+            key = keys[day] = _interval_start(dt.date.fromisoformat(day), interval).isoformat()
+        seen.setdefault(key, {}).setdefault(name if grouped else "all", set()).add(ev.contact[i])
+        everyone.add(ev.contact[i])
+    data = [{"date": k, "groups": {g: len(c) for g, c in sorted(seen[k].items())}}
+            for k in sorted(seen)]
+    return {"type": "unique_contacts", "data": data, "total": len(everyone)}
 
 
 @handler("getFunnel")
