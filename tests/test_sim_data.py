@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -174,7 +175,23 @@ def test_stats_agree_with_the_rows_they_summarize(sim: SimServer, api: Any) -> N
         assert c.get(f"/waitlists/{wl['id']}").json()["total_entries"] == entries[wl["id"]]
 
     overview = truth(sim, "analytics_overview")[0]
-    assert overview["total_contacts"] == len(truth(sim, "contacts"))
+    assert {k: v for k, v in c.get("/analytics/overview").json().items()
+            if k != "request_id"} == overview
+    now = control(sim, "GET", "info").json()["now"]
+    contacts = truth(sim, "contacts")
+    assert overview["total_contacts"] == len(contacts)
+    month_ago = (datetime.fromisoformat(now.replace("Z", "+00:00")) - timedelta(days=30))
+    assert overview["contacts_30d"] == sum(
+        1 for x in contacts if x["created_at"] >= month_ago.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    all_events = truth(sim, "events")
+    assert overview["events_today"] == sum(1 for e in all_events if e["timestamp"][:10] == now[:10])
+    assert overview["referral_conversion_rate"] == round(len(conversions) / len(links), 4)
+    for st in truth(sim, "campaign_stats"):
+        x = st["stats"]
+        if x["delivered"]:
+            assert x["open_rate"] == round(x["opened"] / x["delivered"], 4)
+            assert x["click_rate"] == round(x["clicked"] / x["delivered"], 4)
+        assert x["clicked"] <= x["opened"] <= x["delivered"] <= x["sent"]
     assert overview["active_campaigns"] == sum(1 for x in truth(sim, "campaigns")
                                                if x["status"] == "active")
     daily = truth(sim, "daily_event_counts")
