@@ -210,3 +210,14 @@ def test_chunked_request_body_is_read(make_sim: Any) -> None:
         assert r.request.headers["Transfer-Encoding"] == "chunked"
         assert r.status_code == 201, r.text
         assert r.json()["name"] == "chunked"
+
+
+def test_malformed_content_length_is_answered_400(sim: SimServer) -> None:
+    """A broken request still gets an answer in the envelope, never a silently closed socket."""
+    import socket
+
+    with socket.create_connection((sim.host, sim.port), timeout=10) as so:
+        so.sendall(b"POST /v1/segments HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+                   + DEFAULT_KEY.encode() + b"\r\nContent-Length: abc\r\n\r\n{}")
+        head = so.recv(65536)
+    assert head.startswith(b"HTTP/1.1 400 "), head[:100]
