@@ -195,17 +195,56 @@ class Measured:
 
 
 def counted(server: Server, name: str, fn: Callable[[], Any]) -> tuple[Measured, Any]:
-    """Run fn; wall time and the server's request / 429 counts during it."""
+    """Run fn; wall time and the server's request / 429 counts during it, plus a timeline of
+    (seconds since start, requests, 429s) sampled from /_sim/stats about once a second
+    (the control plane is not counted in the API's request counters)."""
     before = server.stats()
+    timeline: list[tuple[float, int, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            while not done.wait(1.0):
+                try:
+                    s = c.get("/_sim/stats").json()
+                except httpx.HTTPError:
+                    continue
+                timeline.append((time.perf_counter() - t0, s.get("requests", 0),
+                                 s.get("rate_limited", 0)))
+
     t0 = time.perf_counter()
-    result = fn()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = fn()
+    finally:
+        done.set()
+        sampler.join()
     secs = time.perf_counter() - t0
     after = server.stats()
 
     def delta(k: str) -> int:
         return after.get(k, 0) - before.get(k, 0)
 
-    return Measured(name, secs, delta("requests"), delta("rate_limited")), result
+    m = Measured(name, secs, delta("requests"), delta("rate_limited"))
+    m.extra["timeline"] = [(t, r - before.get("requests", 0),
+                            q - before.get("rate_limited", 0)) for t, r, q in timeline]
+    return m, result
+
+
+def rate_profile(m: Measured, bucket: float = 5.0) -> str:
+    """Requests/s (and 429s, if any) per `bucket` seconds of a run, from its timeline."""
+    pts = [(0.0, 0, 0), *m.extra.get("timeline", []), (m.seconds, m.requests, m.throttled)]
+    out, edge, last = [], bucket, pts[0]
+    for t, r, q in pts[1:]:
+        if t < edge and (t, r, q) != pts[-1]:
+            continue
+        span = t - last[0]
+        if span > 0:
+            rate = (r - last[1]) / span
+            out.append(f"{rate:.0f}" + (f"!{q - last[2]}" if q > last[2] else ""))
+        last, edge = (t, r, q), t + bucket
+    return " ".join(out)
 
 
 def ours_events(base_url: str, **kw: Any) -> Any:
@@ -316,5 +355,6 @@ def machine() -> str:
     rev = git("rev-parse", "--short", "HEAD") or "?"
     if git("status", "--porcelain", "--", "growthos_source"):
         rev += " + uncommitted growthos_source edits"
-    return f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), Python " \
-           f"{sys.version.split()[0]}, connector at {rev}"
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), load {load}, " \
+           f"Python {sys.version.split()[0]}, connector at {rev}"

@@ -24,6 +24,7 @@ from common import (
     machine,
     ours_events,
     peer_events,
+    rate_profile,
     run_events_backfill,
     run_ours,
     run_peer,
@@ -70,6 +71,9 @@ def main() -> int:
            "429s", "extract/normalize/load s"], rows,
           title=f"Rate-limited events backfill: {args.events:,} events, plan {args.plan} "
                 f"({ceiling:,} rows/s ceiling), latency {args.latency_ms} ms")
+    print("\nrequest rate per ~5 s of each run (req/s; '!n' = n answered 429 in that span):")
+    for m in results:
+        print(f"  {m.name}: {rate_profile(m)}")
     if len(results) == 2 and results[1].rows_per_s:
         print(f"\nours / rest_api rows/s: {results[0].rows_per_s / results[1].rows_per_s:.1f}x")
     if args.peer_events and args.peer_events != args.events and not args.skip_peer:

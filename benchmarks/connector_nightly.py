@@ -30,6 +30,7 @@ from common import (
     counted,
     fresh_pipeline,
     machine,
+    rate_profile,
     step_seconds,
     steps_text,
     table,
@@ -166,6 +167,9 @@ def main() -> int:
             steps_text(inc.steps)]],
           title=f"Nightly sync: {args.contacts:,} contacts, {args.events:,} events, "
                 f"plan {args.plan}, latency {args.latency_ms} ms, advance {args.advance}")
+    print("\nrequest rate per ~5 s (req/s; '!n' = n answered 429 in that span):")
+    for m in (back, inc):
+        print(f"  {m.name}: {rate_profile(m)}")
     print(f"\nincremental / backfill: requests {inc.requests / back.requests:.3f}, "
           f"time {inc.seconds / back.seconds:.3f}")
     print(f"minimum if every link's conversions were walked (no use of the links' counts): "
