@@ -38,9 +38,14 @@ def build_world(seed: int, n_contacts: int, n_events: int,
     for at in created:
         upd = at if rng.random() < 0.4 else _between(rng, at, now)
         contacts.append(new_contact(w, rng, at, upd))
-    for contact, at in zip(contacts, created):
+    # When each contact stops being active: its deletion, or now. Nothing of a deleted contact
+    # (an update, an event) happens after its deletion.
+    ends = [now] * len(contacts)
+    for k, (contact, at) in enumerate(zip(contacts, created)):
         if rng.random() < 0.01:
-            w.contacts.soft_delete(contact["id"], iso_ms(_between(rng, at, now)))
+            ends[k] = _between(rng, at, now)
+            w.contacts.soft_delete(contact["id"], iso_ms(ends[k]))
+            contact["updated_at"] = min(contact["updated_at"], iso_ms(ends[k]))
     live = [c for c in contacts if c["id"] not in w.contacts.deleted] or contacts
 
     def pick() -> Record:
@@ -119,13 +124,14 @@ def build_world(seed: int, n_contacts: int, n_events: int,
                                            reverse=True)} for k in range(6)],
                           "updated_at": iso_ms(now - DAY_MS)}
 
-    _generate_events(w, rng, contacts, created, n_events, now)
+    _generate_events(w, rng, contacts, created, ends, n_events)
     return w
 
 
 def _generate_events(w: World, rng: random.Random, contacts: list[Record], created: list[int],
-                     n: int, now: int) -> None:
-    """Events of random contacts, each after its contact was created (sorted once at the end)."""
+                     ends: list[int], n: int) -> None:
+    """Events of random contacts, each while its contact existed: after it was created and
+    before it was deleted (sorted once at the end)."""
     if not contacts:
         return
     rows = []
@@ -135,7 +141,7 @@ def _generate_events(w: World, rng: random.Random, contacts: list[Record], creat
     for _ in range(n):
         k = int(rand() * nc)
         contact, lo = contacts[k], created[k]
-        ts = lo + int(rand() * (now - lo))
+        ts = lo + int(rand() * (ends[k] - lo))
         eid = new_id(rng, "evt_")
         name, ev = fake.event(rng, eid, contact, ts, pid)
         rows.append((ts, eid, contact["id"], name, freeze(ev)))
