@@ -85,7 +85,9 @@ def test_references_point_at_existing_records(sim: SimServer) -> None:
     for e in events:
         contact = every[e["contact_id"]]
         assert e["user_id"] == contact["external_id"]
-        assert e["timestamp"] >= contact["created_at"]
+        assert contact["created_at"] <= e["timestamp"] <= contact.get("deleted_at", "9999")
+    for contact in every.values():
+        assert contact["created_at"] <= contact["updated_at"] <= contact.get("deleted_at", "9999")
         assert e["tenant_id"].startswith("proj_")
     for r in truth(sim, "survey_responses"):
         assert r["contact_id"] in live
