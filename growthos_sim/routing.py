@@ -91,24 +91,34 @@ class Router:
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """(route, path params, path_exists): path_exists distinguishes 405 from 404."""
-        parts = path.strip("/").split("/")
         path_exists = False
         for r in self.routes:
-            if len(r.segments) != len(parts):
+            params = self._params(r, path)
+            if params is None:
                 continue
-            params: dict[str, str] = {}
-            for seg, part in zip(r.segments, parts):
-                if seg.startswith("{"):
-                    if not part:
-                        break
-                    params[seg[1:-1]] = part
-                elif seg != part:
-                    break
-            else:
-                path_exists = True
-                if r.method == method:
-                    return r, params, True
+            path_exists = True
+            if r.method == method:
+                return r, params, True
         return None, {}, path_exists
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods the document declares on `path` (for a 405's `Allow` header)."""
+        return sorted({r.method for r in self.routes if self._params(r, path) is not None})
+
+    @staticmethod
+    def _params(route: Route, path: str) -> dict[str, str] | None:
+        parts = path.strip("/").split("/")
+        if len(parts) != len(route.segments):
+            return None
+        params: dict[str, str] = {}
+        for seg, part in zip(route.segments, parts):
+            if seg.startswith("{"):
+                if not part:
+                    return None
+                params[seg[1:-1]] = part
+            elif seg != part:
+                return None
+        return params
 
     def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
         while "$ref" in schema:

@@ -59,6 +59,13 @@ class Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, OPTIONS, QUERY, ...) gets the API's 405 with `Allow`, not
+        # the standard library's 501 HTML page.
+        if name.startswith("do_"):
+            return self.do_GET
+        raise AttributeError(name)
+
     # ---- plumbing --------------------------------------------------------------------------
     def _send(self, status: int, body: bytes | None, headers: dict[str, str] | None = None,
               content_type: str = "application/json") -> None:
@@ -86,16 +93,46 @@ class Handler(BaseHTTPRequestHandler):
         head.append(f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n")
         self.wfile.write("".join(head).encode("latin-1") + body)
 
-    def _read_body(self) -> bytes:
-        n = int(self.headers.get("Content-Length") or 0)
+    def _read_body(self) -> bytes | None:
+        """The request body (Content-Length or chunked); None when the framing is broken."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                line = self.rfile.readline(65537)
+                try:
+                    size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+                except ValueError:
+                    return None
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+        raw_len = self.headers.get("Content-Length")
+        try:
+            n = int(raw_len) if raw_len else 0
+        except ValueError:
+            return None
+        if n < 0:
+            return None
         return self.rfile.read(n) if n > 0 else b""
 
     def _dispatch(self) -> None:
         sim = self.server.sim
         url = urlsplit(self.path)
         raw = self._read_body()
+        if raw is None:
+            # The body's length is unknowable: answer, then close (the stream is out of sync).
+            self.close_connection = True
+            self._send(400, orjson.dumps(ApiError(
+                400, "invalid_request", "malformed Content-Length or chunked body"
+            ).body(_request_id())), {"Connection": "close"})
+            return
         if url.path.startswith("/v1/") or url.path == "/v1":
-            self._api(sim, url.path[3:] or "/", dict(parse_qsl(url.query)), raw)
+            # Blank values are kept: `?created_before=` is an invalid value, not an absent one.
+            self._api(sim, url.path[3:] or "/", dict(parse_qsl(url.query, keep_blank_values=True)),
+                      raw)
         elif url.path == "/openapi/management.yaml" and self.command == "GET":
             self._send(200, sim.document_bytes, content_type="application/yaml")
         elif url.path.startswith("/_sim/"):
@@ -148,7 +185,8 @@ class Handler(BaseHTTPRequestHandler):
             if route is None:
                 if exists:
                     raise ApiError(405, "method_not_allowed",
-                                   f"{self.command} is not supported on {path}")
+                                   f"{self.command} is not supported on {path}",
+                                   headers={"Allow": ", ".join(sim.router.allowed(path))})
                 raise ApiError(404, "not_found", f"no such path: {path}")
             if fault == "cursor_expiry":
                 stats.count("fault_cursor_expiry")
