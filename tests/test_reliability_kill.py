@@ -85,7 +85,7 @@ def test_first_run_killed_then_one_rerun_is_exact(job: Job, stage: str) -> None:
 @pytest.mark.parametrize("table", [
     "events",  # merge, insert-only strategy
     "segment_memberships",  # replace
-    "contacts__tags",  # nested table of a merge table
+    "contacts",  # merge (delete-insert), first load
 ])
 def test_killed_after_a_job_committed_one_rerun_leaves_no_duplicate(job: Job,
                                                                      table: str) -> None:
