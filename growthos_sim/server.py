@@ -257,6 +257,15 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     sim: "SimServer"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-request (killed, timed out) is normal for an API server;
+        # anything else is still printed.
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
 
 def serve(sim: "SimServer", host: str, port: int) -> tuple[_HTTPServer, threading.Thread]:
     """Bind and serve in a background thread; returns the server and its thread."""
