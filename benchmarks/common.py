@@ -194,6 +194,62 @@ class Measured:
         return 100.0 * self.throttled / self.requests if self.requests else 0.0
 
 
+class StallWatch:
+    """Notices when this process stops running Python for a while: a thread that should wake
+    every 10 ms records wake-ups later than `threshold`, and gc callbacks time every collection
+    of the oldest generation. (Threads paced by a schedule all wake at once after such a stall.)"""
+
+    def __init__(self, threshold: float = 0.2) -> None:
+        self.threshold = threshold
+        self.stalls: list[tuple[float, float]] = []  # (seconds since start, length)
+        self.gc2: list[tuple[float, float]] = []
+        self._t0 = time.perf_counter()
+        self._gc_start = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        last = time.perf_counter()
+        while not self._done.wait(0.01):
+            now = time.perf_counter()
+            if now - last - 0.01 > self.threshold:
+                self.stalls.append((last - self._t0, now - last))
+            last = now
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc2.append((self._gc_start - self._t0, time.perf_counter() - self._gc_start))
+
+    def __enter__(self) -> Self:
+        import gc
+
+        gc.callbacks.append(self._gc)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import gc
+
+        self._done.set()
+        self._thread.join()
+        gc.callbacks.remove(self._gc)
+
+    def summary(self) -> str:
+        def fmt(xs: list[tuple[float, float]]) -> str:
+            if not xs:
+                return "none"
+            top = sorted(xs, key=lambda x: -x[1])[:3]
+            return (f"{len(xs)}, {sum(d for _, d in xs):.1f} s in all, longest " +
+                    ", ".join(f"{d:.2f} s at {t:.0f} s" for t, d in top))
+        return (f"stalls > {self.threshold:.1f} s of this process: {fmt(self.stalls)}; "
+                f"gen-2 GC runs: {len(self.gc2)} (longest "
+                f"{max((d for _, d in self.gc2), default=0.0):.2f} s)")
+
+
 def counted(server: Server, name: str, fn: Callable[[], Any]) -> tuple[Measured, Any]:
     """Run fn; wall time and the server's request / 429 counts during it, plus a timeline of
     (seconds since start, requests, 429s) sampled from /_sim/stats about once a second
@@ -216,7 +272,8 @@ def counted(server: Server, name: str, fn: Callable[[], Any]) -> tuple[Measured,
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        result = fn()
+        with StallWatch() as watch:
+            result = fn()
     finally:
         done.set()
         sampler.join()
@@ -227,6 +284,7 @@ def counted(server: Server, name: str, fn: Callable[[], Any]) -> tuple[Measured,
         return after.get(k, 0) - before.get(k, 0)
 
     m = Measured(name, secs, delta("requests"), delta("rate_limited"))
+    m.extra["stalls"] = watch.summary()
     m.extra["timeline"] = [(t, r - before.get("requests", 0),
                             q - before.get("rate_limited", 0)) for t, r, q in timeline]
     return m, result
@@ -285,7 +343,9 @@ def peer_events(base_url: str) -> Any:
 def run_events_backfill(server: Server, name: str, make_source: Callable[[], Any],
                         runner: Callable[[Any, Any], Any], reset: dict[str, Any] | None = None,
                         ) -> Measured:
-    """Reset the server, backfill the events into a fresh pipeline, verify the row count."""
+    """Reset the server, backfill the events into a fresh pipeline, verify the row count.
+    (A chunked backfill is several dlt runs: its step seconds cover only the last one, so
+    none are reported for it.)"""
     info = server.reset(**(reset or {}))
     expected = int(info["events"])
     work = Workdir()
@@ -293,7 +353,7 @@ def run_events_backfill(server: Server, name: str, make_source: Callable[[], Any
         pipeline = fresh_pipeline(name, work)
         m, _ = counted(server, name, lambda: runner(pipeline, make_source()))
         m.rows = count_rows(work, pipeline.dataset_name, "events")
-        m.steps = step_seconds(pipeline)
+        m.steps = {} if getattr(runner, "chunked", False) else step_seconds(pipeline)
         m.extra["expected"] = expected
         if m.rows != expected:
             print(f"!! {name}: DuckDB holds {m.rows} events, the server has {expected}",
@@ -307,6 +367,22 @@ def run_ours(pipeline: Any, source: Any) -> Any:
     from growthos_source import sync
 
     return sync(pipeline, source)
+
+
+def ours_events_factory(base_url: str) -> Callable[..., Any]:
+    """A source factory, as `sync(..., backfill_windows=N)` needs it."""
+    return lambda **kw: ours_events(base_url, **kw)
+
+
+def run_ours_chunked(windows: int) -> Callable[[Any, Any], Any]:
+    """Our sync in its chunked backfill mode: each chunk of `windows` event windows is its own
+    dlt run (extract, normalize, load, committed state)."""
+    def run(pipeline: Any, factory: Any) -> Any:
+        from growthos_source import sync
+
+        return sync(pipeline, factory, backfill_windows=windows)
+    run.chunked = True  # type: ignore[attr-defined]
+    return run
 
 
 def run_peer(pipeline: Any, source: Any) -> Any:
@@ -340,6 +416,8 @@ def _fmt(v: Any) -> str:
 
 
 def steps_text(steps: dict[str, float]) -> str:
+    if not steps:
+        return "-"
     return " / ".join(f"{steps.get(k, 0.0):.1f}" for k in ("extract", "normalize", "load"))
 
 

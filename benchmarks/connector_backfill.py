@@ -2,6 +2,7 @@
 
     python benchmarks/connector_backfill.py [--events 1000000] [--contacts 200000]
         [--latency-ms 50] [--plan scale] [--peer-events N] [--skip-peer]
+        [--backfill-windows N]
 
 Starts `python -m growthos_sim` on 127.0.0.1 as a separate process, then for each contender
 resets the server (same seed, same data), backfills the events into a fresh DuckDB file and
@@ -23,10 +24,12 @@ from common import (
     Server,
     machine,
     ours_events,
+    ours_events_factory,
     peer_events,
     rate_profile,
     run_events_backfill,
     run_ours,
+    run_ours_chunked,
     run_peer,
     steps_text,
     table,
@@ -43,6 +46,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--peer-events", type=int, help="run the peer on N events (default: --events)")
     p.add_argument("--skip-peer", action="store_true")
+    p.add_argument("--backfill-windows", type=int, metavar="N",
+                   help="also run ours as sync(..., backfill_windows=N) (chunks of N windows)")
     args = p.parse_args()
     ceiling = PLAN_RPS[args.plan] * PAGE  # type: ignore[operator]
     print(f"machine: {machine()}; plan {args.plan} ceiling {ceiling:,} rows/s; "
@@ -54,6 +59,12 @@ def main() -> int:
         print("running: ours ...", flush=True)
         results.append(run_events_backfill(srv, "ours", lambda: ours_events(srv.base_url),
                                            run_ours))
+        if args.backfill_windows:
+            name = f"ours, chunks of {args.backfill_windows} windows"
+            print(f"running: {name} ...", flush=True)
+            results.append(run_events_backfill(
+                srv, name, lambda: ours_events_factory(srv.base_url),
+                run_ours_chunked(args.backfill_windows)))
         if not args.skip_peer:
             n = args.peer_events or args.events
             label = "rest_api" + (f" ({n:,} events)" if n != args.events else "")
@@ -74,8 +85,10 @@ def main() -> int:
     print("\nrequest rate per ~5 s of each run (req/s; '!n' = n answered 429 in that span):")
     for m in results:
         print(f"  {m.name}: {rate_profile(m)}")
-    if len(results) == 2 and results[1].rows_per_s:
-        print(f"\nours / rest_api rows/s: {results[0].rows_per_s / results[1].rows_per_s:.1f}x")
+        print(f"    {m.extra['stalls']}")
+    peer = [m for m in results if m.name.startswith("rest_api")]
+    if peer and peer[0].rows_per_s:
+        print(f"\nours / rest_api rows/s: {results[0].rows_per_s / peer[0].rows_per_s:.1f}x")
     if args.peer_events and args.peer_events != args.events and not args.skip_peer:
         print(f"note: the rest_api peer ran on {args.peer_events:,} events (server reset with "
               f"events={args.peer_events}), not {args.events:,}, to keep the run short.")

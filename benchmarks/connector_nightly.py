@@ -170,6 +170,7 @@ def main() -> int:
     print("\nrequest rate per ~5 s (req/s; '!n' = n answered 429 in that span):")
     for m in (back, inc):
         print(f"  {m.name}: {rate_profile(m)}")
+        print(f"    {m.extra['stalls']}")
     print(f"\nincremental / backfill: requests {inc.requests / back.requests:.3f}, "
           f"time {inc.seconds / back.seconds:.3f}")
     print(f"minimum if every link's conversions were walked (no use of the links' counts): "
