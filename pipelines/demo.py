@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any, Callable
 
 import dlt
@@ -26,8 +27,10 @@ def run_demo(args: argparse.Namespace, build_source: Callable[..., Any],
     with SimServer(seed=7, contacts=2000, events=20_000) as sim:
         info = sim.info()
         ids = {k: info[k] for k in ("waitlist_ids", "funnel_ids", "cohort_ids")}
+        # An absolute path: dlt would otherwise resolve a relative one against the directory
+        # recorded in the pipeline's state by an earlier demo run, wherever that was.
         pipeline = dlt.pipeline(pipeline_name="growthos_demo",
-                                destination=dlt.destinations.duckdb(DEMO_DB),
+                                destination=dlt.destinations.duckdb(os.path.abspath(DEMO_DB)),
                                 dataset_name=args.dataset_name, progress=progress)
         print(f"Syncing {sim.base_url} -> {DEMO_DB} (dataset {args.dataset_name})")
         result = sync(pipeline, build_source(args, api_key=DEFAULT_KEY, base_url=sim.base_url,
