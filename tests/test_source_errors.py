@@ -93,3 +93,22 @@ def test_missing_scope_can_be_skipped(make_sim, tmp_path: Path) -> None:
     result = wh.sync(resources=("contacts", "events"), key="gos_sk_ro",
                      on_missing_scope="skip")
     assert result.rows["contacts"] > 0 and "events" not in result.rows
+
+
+def test_revoked_key_fails_after_the_grace_period(make_sim, tmp_path: Path) -> None:
+    sim = make_sim(contacts=20, events=50, keys={"gos_sk_old": ["*"], "gos_sk_admin": ["*"]})
+    wh = Warehouse(tmp_path, sim)
+    wh.sync(resources=("contacts",), key="gos_sk_old")
+    import httpx
+
+    admin = {"Authorization": "Bearer gos_sk_admin"}
+    keys = httpx.get(f"{sim.base_url}/settings/keys", headers=admin).json()["data"]
+    old = next(k for k in keys if k["key_hint"].endswith("_old"))  # hints show 4 chars
+    assert httpx.delete(f"{sim.base_url}/settings/keys/{old['id']}",
+                        headers=admin).status_code == 204
+    wh.sync(resources=("contacts",), key="gos_sk_old")  # revoked keys work for 24 h
+    httpx.post(f"{sim.url}/_sim/mutate", json={"advance": "25h", "activity": False})
+    with pytest.raises(PipelineStepFailed) as err:
+        wh.sync(resources=("contacts",), key="gos_sk_old")
+    line = one_line(err.value)
+    assert "rejected" in line and "SOURCES__GROWTHOS__API_KEY" in line and "gos_sk_old" not in line
