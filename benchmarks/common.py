@@ -261,12 +261,14 @@ def counted(server: Server, name: str, fn: Callable[[], Any]) -> tuple[Measured,
     def sample() -> None:
         with httpx.Client(base_url=server.url, timeout=30) as c:
             while not done.wait(1.0):
+                asked = time.perf_counter()
                 try:
                     s = c.get("/_sim/stats").json()
                 except httpx.HTTPError:
                     continue
-                timeline.append((time.perf_counter() - t0, s.get("requests", 0),
-                                 s.get("rate_limited", 0)))
+                # the server took its snapshot somewhere between asking and the answer
+                at = (asked + time.perf_counter()) / 2 - t0
+                timeline.append((at, s.get("requests", 0), s.get("rate_limited", 0)))
 
     t0 = time.perf_counter()
     sampler = threading.Thread(target=sample, daemon=True)
