@@ -11,7 +11,6 @@ from . import quirks
 from .faults import FaultConfig
 from .mutate import Mutator
 from .truth import tables, truth_jsonl
-from .util import iso_ms
 
 if TYPE_CHECKING:
     from .app import SimServer
@@ -68,5 +67,3 @@ class Control:
             return _json(400, {"error": str(e)})
         return _json(404, {"error": f"no control endpoint {method} /_sim/{path}"})
 
-
-_ = iso_ms

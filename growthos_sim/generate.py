@@ -7,12 +7,11 @@ Builders here make one record each and are shared by the initial generation and 
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from . import fake
 from .table import Record, Table
 from .util import DAY_MS, HOUR_MS, iso_ms, new_id
-from .world import ANCHOR_MS, ApiKeyInfo, Clock, World
+from .world import ApiKeyInfo, World
 
 TWO_YEARS_MS = 730 * DAY_MS
 DEFAULT_KEY = "gos_sk_test_local"

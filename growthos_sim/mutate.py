@@ -5,7 +5,6 @@ All activity is stamped inside (old now, new now], so incremental readers see it
 
 from __future__ import annotations
 
-import random
 from typing import Any, Callable
 
 from . import fake
@@ -109,9 +108,6 @@ class Mutator:
         }
 
     # ---- helpers ---------------------------------------------------------------------------
-    def _live(self, rows: Any) -> list[Record]:
-        return list(rows)
-
     def _pick(self, recs: list[Record]) -> Record | None:
         return recs[int(self.rng.random() * len(recs))] if recs else None
 
@@ -273,5 +269,3 @@ class Mutator:
             return None
         return str(new_delivery(self.w, self.rng, h, t)["id"])
 
-
-_ = random

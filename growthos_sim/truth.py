@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from .table import Record, Table
+from .table import Table
 from .util import dumps
 from .world import World
 
@@ -82,5 +82,3 @@ def truth_jsonl(w: World, table: str, include_deleted: bool) -> bytes | None:
         return None
     return b"".join(line + b"\n" for line in gen(include_deleted))
 
-
-_ = Record

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..generate import add_key
 from ..routing import Request, Response, handler
 from ..util import iso_ms
-from .common import apply_patch, get, list_table, now, ok
+from .common import get, list_table, now, ok
 
 
 @handler("getSettings")
