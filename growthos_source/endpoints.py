@@ -48,7 +48,6 @@ class Endpoint:
     cascade: tuple[tuple[str, str], ...] = ()  # (table, column) rows that die with a record
     refresh_on: tuple[str, ...] = ()  # re-load a record when these fields change
     opt_in: bool = False  # not loaded unless asked for by name
-    merge_strategy: str | None = None
     columns: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
@@ -107,8 +106,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("webhook_deliveries", "/webhooks/endpoints/{id}/logs", "webhooks:read",
              kind="child", parent="_webhooks_all", cursor="created_at", parent_key="endpoint_id",
              columns=DELETED_AT),
-    Endpoint("events", "/analytics/events", "events:read", kind="events", cursor="timestamp",
-             merge_strategy="insert-only"),
+    # Append, not merge: windows are disjoint, marks exclude the ids already read at the mark's
+    # instant, and a restarted walk drops what it read (walks.py), so a run never re-reads an
+    # event. A merge would join every load against the whole table: memory and time growing
+    # with the warehouse (a 128MB-capped DuckDB ran out of memory in it at 1,000,000 events).
+    Endpoint("events", "/analytics/events", "events:read", write_disposition="append",
+             kind="events", cursor="timestamp"),
     Endpoint("analytics_overview", "/analytics/overview", "analytics:read", ("synced_at",),
              "append", kind="object"),
     Endpoint("daily_event_counts", "/analytics/query", "analytics:read", ("date", "event"),

@@ -53,10 +53,8 @@ def _guard(ep: Endpoint, on_missing_scope: str,
 
 
 def _hints(ep: Endpoint) -> dict[str, Any]:
-    wd: Any = ep.write_disposition
-    if ep.merge_strategy:
-        wd = {"disposition": "merge", "strategy": ep.merge_strategy}
-    return {"name": ep.table, "primary_key": list(ep.primary_key), "write_disposition": wd,
+    return {"name": ep.table, "primary_key": list(ep.primary_key),
+            "write_disposition": ep.write_disposition,
             "columns": ep.columns or None, "selected": not ep.opt_in}
 
 

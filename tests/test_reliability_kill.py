@@ -83,7 +83,7 @@ def test_first_run_killed_then_one_rerun_is_exact(job: Job, stage: str) -> None:
 
 
 @pytest.mark.parametrize("table", [
-    "events",  # merge, insert-only strategy
+    "events",  # append
     "segment_memberships",  # replace
     "contacts",  # merge (delete-insert), first load
 ])
