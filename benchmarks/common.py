@@ -148,11 +148,19 @@ class Workdir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def fresh_pipeline(name: str, work: Workdir, dataset: str = "growthos") -> Any:
+def fresh_pipeline(name: str, work: Workdir, dataset: str = "growthos",
+                   memory_limit: str | None = "default") -> Any:
+    """A pipeline into a fresh DuckDB file. `memory_limit` caps DuckDB's buffer pool the way
+    our pipeline script does ("default": growthos_source.warehouse's cap); None leaves DuckDB's
+    own default (80% of RAM), as a plain dlt pipeline has it."""
     import dlt
+    from growthos_source.warehouse import DEFAULT_MEMORY_LIMIT, duckdb_destination
+
+    if memory_limit == "default":
+        memory_limit = DEFAULT_MEMORY_LIMIT
 
     return dlt.pipeline(pipeline_name=name, pipelines_dir=str(work.path / "pipelines"),
-                        destination=dlt.destinations.duckdb(credentials=str(work.db)),
+                        destination=duckdb_destination(str(work.db), memory_limit=memory_limit),
                         dataset_name=dataset)
 
 
@@ -344,7 +352,7 @@ def peer_events(base_url: str) -> Any:
 
 def run_events_backfill(server: Server, name: str, make_source: Callable[[], Any],
                         runner: Callable[[Any, Any], Any], reset: dict[str, Any] | None = None,
-                        ) -> Measured:
+                        memory_limit: str | None = "default") -> Measured:
     """Reset the server, backfill the events into a fresh pipeline, verify the row count.
     (A chunked backfill is several dlt runs: its step seconds cover only the last one, so
     none are reported for it.)"""
@@ -352,7 +360,7 @@ def run_events_backfill(server: Server, name: str, make_source: Callable[[], Any
     expected = int(info["events"])
     work = Workdir()
     try:
-        pipeline = fresh_pipeline(name, work)
+        pipeline = fresh_pipeline(name, work, memory_limit=memory_limit)
         m, _ = counted(server, name, lambda: runner(pipeline, make_source()))
         m.rows = count_rows(work, pipeline.dataset_name, "events")
         m.steps = {} if getattr(runner, "chunked", False) else step_seconds(pipeline)

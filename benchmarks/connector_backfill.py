@@ -70,7 +70,7 @@ def main() -> int:
             label = "rest_api" + (f" ({n:,} events)" if n != args.events else "")
             print(f"running: {label} ...", flush=True)
             results.append(run_events_backfill(srv, label, lambda: peer_events(srv.base_url),
-                                               run_peer, reset={"events": n}))
+                                               run_peer, reset={"events": n}, memory_limit=None))
 
     rows = []
     for m in results:

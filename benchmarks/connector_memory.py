@@ -1,13 +1,15 @@
 """Peak RSS of our events backfill at two sizes (default 100,000 and 1,000,000 events).
 
     python benchmarks/connector_memory.py [--sizes 100000,1000000] [--plan scale]
-        [--latency-ms 50] [--contacts 20000] [--backfill-windows N]
+        [--latency-ms 50] [--contacts 20000] [--backfill-windows N] [--memory-limits 256MB,none]
 
 Starts `python -m growthos_sim` on 127.0.0.1 in its own process. For each size it resets the
 server to that many events and runs `sync(pipeline, growthos(...).with_resources("events"))` in
 a child process (fresh pipelines_dir and DuckDB file), which reports its VmRSS after imports and
 its VmHWM (peak RSS) at the end, read from /proc/self/status. Prints both sizes and the ratio,
 and the highest RSS the parent sampled during each dlt step (extract / normalize / load).
+`--memory-limits` lists DuckDB buffer-pool caps to measure ("default" is the one our pipeline
+ships, growthos_source.warehouse.DEFAULT_MEMORY_LIMIT; "none" is DuckDB's own 80% of RAM).
 Targets: < 500 MB at 1,000,000 events, and within 25% of the 100,000-event figure.
 """
 
@@ -30,7 +32,7 @@ def _status_kb(field: str) -> int:
     raise KeyError(field)
 
 
-def child(base_url: str, windows: int) -> None:
+def child(base_url: str, windows: int, memory_limit: str) -> None:
     import dlt  # noqa: F401  (imports count in the baseline)
     import duckdb  # noqa: F401
     import pyarrow  # noqa: F401
@@ -48,7 +50,8 @@ def child(base_url: str, windows: int) -> None:
     baseline = _status_kb("VmRSS")
     work = Workdir()
     try:
-        pipeline = fresh_pipeline("memory", work)
+        pipeline = fresh_pipeline("memory", work,
+                                  memory_limit=None if memory_limit == "none" else memory_limit)
         t0 = time.perf_counter()
         if windows:
             run_ours_chunked(windows)(pipeline, ours_events_factory(base_url))
@@ -89,9 +92,17 @@ def phase_peaks(samples: list[tuple[float, float]],
     return peaks
 
 
+def _limit_label(limit: str) -> str:
+    from growthos_source.warehouse import DEFAULT_MEMORY_LIMIT
+
+    if limit == "none":
+        return "uncapped"
+    return f"cap {DEFAULT_MEMORY_LIMIT if limit == 'default' else limit}"
+
+
 def main() -> int:
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
         return 0
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,20 +113,25 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--backfill-windows", type=int, default=0, metavar="N",
                    help="also measure sync(..., backfill_windows=N): chunks of N windows")
+    p.add_argument("--memory-limits", default="default",
+                   help="comma-separated DuckDB memory caps to measure, e.g. default,none,128MB")
     args = p.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
-    modes = [0] + ([args.backfill_windows] if args.backfill_windows else [])
+    limits = [x.strip() for x in args.memory_limits.split(",") if x.strip()]
+    modes = [(w, lim) for lim in limits
+             for w in [0] + ([args.backfill_windows] if args.backfill_windows else [])]
     print(f"machine: {machine()}; plan {args.plan}, latency {args.latency_ms} ms", flush=True)
 
     results = []
     with Server(plan=args.plan, latency_ms=args.latency_ms, contacts=args.contacts,
                 events=sizes[0], seed=args.seed) as srv:
-        for windows, n in ((w, n) for w in modes for n in sizes):
+        for (windows, limit), n in ((m, n) for m in modes for n in sizes):
             expected = srv.reset(events=n)["events"]
-            mode = f"chunks of {windows} windows" if windows else "one run"
+            mode = (f"chunks of {windows} windows" if windows else "one run") + \
+                f", DuckDB {_limit_label(limit)}"
             print(f"running: ours ({mode}), {n:,} events, in a child process ...", flush=True)
             proc = subprocess.Popen([sys.executable, __file__, "--child", srv.base_url,
-                                     str(windows)],
+                                     str(windows), limit],
                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True)
             samples = sample_rss(proc)

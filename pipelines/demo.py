@@ -22,7 +22,8 @@ GROUP BY s.name ORDER BY responses DESC"""
 
 
 def run_demo(args: argparse.Namespace, build_source: Callable[..., Any],
-             print_summary: Callable[[Any], None], progress: str | None) -> int:
+             print_summary: Callable[[Any], None], progress: dict[str, Any],
+             destination: Callable[..., Any]) -> int:
     print("Starting the local GrowthOS server (seed 7, 2,000 contacts, 20,000 events)...")
     with SimServer(seed=7, contacts=2000, events=20_000) as sim:
         info = sim.info()
@@ -30,8 +31,8 @@ def run_demo(args: argparse.Namespace, build_source: Callable[..., Any],
         # An absolute path: dlt would otherwise resolve a relative one against the directory
         # recorded in the pipeline's state by an earlier demo run, wherever that was.
         pipeline = dlt.pipeline(pipeline_name="growthos_demo",
-                                destination=dlt.destinations.duckdb(os.path.abspath(DEMO_DB)),
-                                dataset_name=args.dataset_name, progress=progress)
+                                destination=destination(args, os.path.abspath(DEMO_DB)),
+                                dataset_name=args.dataset_name, **progress)
         print(f"Syncing {sim.base_url} -> {DEMO_DB} (dataset {args.dataset_name})")
         result = sync(pipeline, build_source(args, api_key=DEFAULT_KEY, base_url=sim.base_url,
                                              **ids), refresh="drop_sources")

@@ -29,6 +29,7 @@ import dlt  # noqa: E402
 from growthos_source import growthos, sync  # noqa: E402
 from growthos_source.cli_errors import one_line  # noqa: E402
 from growthos_source.endpoints import ENDPOINTS  # noqa: E402
+from growthos_source.warehouse import DEFAULT_MEMORY_LIMIT, duckdb_destination  # noqa: E402
 
 TABLES = [e.table for e in ENDPOINTS if not e.table.startswith("_")]
 
@@ -38,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resources", help="comma-separated tables to sync (default: all except "
                    "opt-in ones). Known: " + ", ".join(TABLES))
     p.add_argument("--destination", default="duckdb", help="any dlt destination (default duckdb)")
+    p.add_argument("--duckdb-memory-limit", default=DEFAULT_MEMORY_LIMIT,
+                   help="cap on DuckDB's buffer pool, so memory stays flat however much is "
+                   f"loaded (default {DEFAULT_MEMORY_LIMIT}; 'none': DuckDB's 80%% of RAM)")
     p.add_argument("--dataset-name", default="growthos", help="dataset/schema (default growthos)")
     p.add_argument("--pipeline-name", default="growthos", help="dlt pipeline name (default growthos)")
     p.add_argument("--start-date", help="first run reads from here (ISO date); default all history")
@@ -87,14 +91,25 @@ def print_summary(result: Any) -> None:
                                               sorted(result.deletes_applied.items())))
 
 
+def destination(args: argparse.Namespace, database: str | None = None) -> Any:
+    """DuckDB (the file `database`, else the one dlt's config names) with a capped buffer pool,
+    or the named dlt destination as configured."""
+    if database is None and args.destination != "duckdb":
+        return args.destination
+    limit = None if args.duckdb_memory_limit.lower() in ("none", "0", "") else \
+        args.duckdb_memory_limit
+    return duckdb_destination(database, memory_limit=limit)
+
+
 def run(args: argparse.Namespace) -> int:
-    progress = None if args.progress == "none" else args.progress
+    # dlt's own progress display, as keyword arguments for dlt.pipeline()
+    progress: dict[str, Any] = {} if args.progress == "none" else {"progress": args.progress}
     if args.demo:
         from demo import run_demo  # pipelines/demo.py
 
-        return run_demo(args, build_source, print_summary, progress)
-    pipeline = dlt.pipeline(pipeline_name=args.pipeline_name, destination=args.destination,
-                            dataset_name=args.dataset_name, progress=progress)
+        return run_demo(args, build_source, print_summary, progress, destination)
+    pipeline = dlt.pipeline(pipeline_name=args.pipeline_name, destination=destination(args),
+                            dataset_name=args.dataset_name, **progress)
     result = sync(pipeline, lambda **kw: build_source(args, **kw),
                   backfill_windows=args.backfill_windows or None, progress=print)
     print_summary(result)
