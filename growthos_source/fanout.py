@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Hashable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 DONE = object()  # a walk finished: (key, DONE) is yielded after its last item
+_EXIT = object()  # a worker thread found no more work
+Job = tuple[Hashable, Callable[[], Iterable[Any]]]
 
 
-def fan_out(jobs: Iterable[tuple[Hashable, Callable[[], Iterable[T]]]],
-            workers: int) -> Iterator[tuple[Hashable, Any]]:
+def fan_out(jobs: Iterable[Job], workers: int,
+            more: Optional[Callable[[], Optional[Job]]] = None) -> Iterator[tuple[Hashable, Any]]:
     """Yield (key, item) for every item of every job, and (key, DONE) when a job completes.
 
-    A job's exception stops the others and is re-raised here. With one worker the jobs run in
-    this thread, in order.
+    `more`, called by a worker that finds no job left, may hand out new work (a split of a
+    running job, see splitting.py); None lets the worker stop. A job's exception stops the
+    others and is re-raised here. With one worker the jobs run in this thread, in order.
     """
     job_list = list(jobs)
-    if workers <= 1 or len(job_list) <= 1:
+    if workers <= 1 or (len(job_list) <= 1 and more is None):
         for key, job in job_list:
             for item in job():
                 yield key, item
@@ -42,31 +44,45 @@ def fan_out(jobs: Iterable[tuple[Hashable, Callable[[], Iterable[T]]]],
                 continue
         return False
 
-    def run(key: Hashable, job: Callable[[], Iterable[T]]) -> None:
-        try:
-            for item in job():
-                if not put((key, item, None)):
-                    return
-            put((key, DONE, None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put((key, None, exc))
+    todo = iter(job_list)
+    take_lock = threading.Lock()
 
-    pending = len(job_list)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="growthos") as pool:
-        for key, job in job_list:
-            pool.submit(run, key, job)
+    def take() -> Optional[Job]:
+        with take_lock:
+            nxt = next(todo, None)
+        return nxt if nxt is not None or more is None else more()
+
+    def worker() -> None:
         try:
-            while pending:
-                key, item, exc = q.get()
-                if exc is not None:
-                    raise exc
-                if item is DONE:
-                    pending -= 1
-                yield key, item
-        finally:
-            stop.set()
-            while True:  # unblock producers so the pool can shut down
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    break
+            while not stop.is_set() and (nxt := take()) is not None:
+                key, job = nxt
+                for item in job():
+                    if not put((key, item, None)):
+                        return
+                if not put((key, DONE, None)):
+                    return
+            put((None, _EXIT, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put((None, None, exc))
+
+    threads = [threading.Thread(target=worker, name=f"growthos-{i}", daemon=True)
+               for i in range(min(workers, len(job_list)) if more is None else workers)]
+    for t in threads:
+        t.start()
+    alive = len(threads)
+    try:
+        while alive:
+            key, item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is _EXIT:
+                alive -= 1
+                continue
+            yield key, item
+    finally:
+        stop.set()
+        while any(t.is_alive() for t in threads):  # unblock producers so they can exit
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass

@@ -19,6 +19,7 @@ from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
 from .errors import NotFoundError
 from .fanout import DONE, fan_out
+from .splitting import Splitter, Window
 from .incremental import Cursor, iso_z, parse_ts, ts_key
 from .walks import walk, walk_events
 
@@ -344,6 +345,14 @@ def read_by_id(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
     yield from _checked(ctx, ep, out)
 
 
+# A running event walk is split only when it has at least this many pages left: each split
+# costs about one request (the new chain's first page, the old one's last partial page).
+SPLIT_MIN_PAGES = 10
+# Pages are handed to dlt as arrow tables of this many rows: dlt's per-item work (schema
+# inference, hints) costs the same for 100 rows as for 10,000.
+EVENTS_BATCH_ROWS = 10_000
+
+
 # ---- analytics ------------------------------------------------------------------------------
 def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     """The event stream by time window, several windows at once, newest first in each.
@@ -376,21 +385,33 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     last_end = wins[-1][1]
     marks["backlog_windows"] = len(all_wins) - len(wins)
 
-    def job(a: dt.datetime, b: dt.datetime | None) -> Callable[[], Iterator[list[Row]]]:
+    def walk(a: dt.datetime, b: dt.datetime | None,
+             window: Window) -> Callable[[], Iterator[list[Row]]]:
         params: dict[str, Any] = {"from": iso_z(a)}
         if b is not None:
             params["to"] = iso_z(b)
-        return lambda: walk_events(ctx.client, ep.path, params, page_size=ctx.page_size)
+        return lambda: walk_events(ctx.client, ep.path, params, page_size=ctx.page_size,
+                                   window=window)
 
-    for _, rows in fan_out([(i, job(a, b)) for i, (a, b) in enumerate(wins)], ctx.workers):
+    # Workers left without a window take half of the longest running walk (splitting.py).
+    splitter = Splitter(walk, min_rows=SPLIT_MIN_PAGES * ctx.page_size)
+    top = (newest or last_end or start) + dt.timedelta(milliseconds=1)
+    jobs = [(i, splitter.job(a, b, b or top)) for i, (a, b) in enumerate(wins)]
+    batch: list[Row] = []
+    for _, rows in fan_out(jobs, ctx.workers, more=splitter.more):
         if rows is DONE:
             continue
         rows, bad = rejects.check(ep, rows, ctx.run_started)
         if bad:
             yield rejects.hinted(bad)
-        rows = cur.filter(rows)
-        if rows:
-            yield arrow.table(rows)
+        batch.extend(cur.filter(rows))
+        if len(batch) >= EVENTS_BATCH_ROWS:
+            yield arrow.table(batch)
+            batch = []
+    if batch:
+        yield arrow.table(batch)
+    if splitter.splits:
+        logger.info("events: %d windows, %d splits of running walks", len(wins), splitter.splits)
     cur.commit()
     if last_end is not None and marks["backlog_windows"]:
         marks["through"] = iso_z(last_end)

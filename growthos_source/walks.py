@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from .client import GrowthOSClient, Page
 from .errors import CursorExpiredError, PaginationError
 from .incremental import iso_z, parse_ts
+from .splitting import Window
 
 logger = logging.getLogger("growthos_source")
 
@@ -50,11 +51,13 @@ def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None
 
 
 def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
-                page_size: int = 100) -> Iterator[list[Row]]:
+                page_size: int = 100, window: Window | None = None) -> Iterator[list[Row]]:
     """Walk the event stream (newest first) over params' `from`/`to` window.
 
     On an expired cursor the walk resumes with `to` just after the oldest timestamp read so far
-    (`to` is exclusive), dropping the already-read events at that instant.
+    (`to` is exclusive), dropping the already-read events at that instant. With a `window`
+    (splitting.py) pages are clipped to its floor, which another walk may raise meanwhile, and
+    the walk stops once it has passed it.
     """
     query = dict(params)
     stalled, kept, read = 0, -1, 0
@@ -72,7 +75,13 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
                         oldest, at_oldest = ts, set()
                     at_oldest.add(r.get("id"))
                 read += len(rows)
+                if window is None:
+                    yield rows
+                    continue
+                rows, passed = window.clip(rows)
                 yield rows
+                if passed:
+                    return
             return
         except (CursorExpiredError, PaginationError) as exc:
             stalled, kept = (stalled + 1 if read == kept else 1), read
