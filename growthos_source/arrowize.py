@@ -11,7 +11,8 @@ not fit goes to a variant column `<name>__v_<type>` (dlt's own convention): noth
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 import pyarrow as pa

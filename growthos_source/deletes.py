@@ -12,7 +12,8 @@ between load and apply is finished by the next one.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import dlt
 
@@ -36,7 +37,7 @@ def _query(table: str, select: str, where: str = "") -> list[tuple[Any, ...]] | 
         with pipeline.sql_client() as client:
             name = client.make_qualified_table_name(table)
             return list(client.execute_sql(f"SELECT {select} FROM {name} {where}") or ())
-    except Exception as exc:  # any failure here only means "nothing known yet"
+    except Exception as exc:  # noqa: BLE001  (no table or dataset yet: nothing known)
         logger.debug("cannot read %s from the destination: %s", table, exc)
         return None
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable, Hashable, Iterable, Iterator, Optional, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 DONE = object()  # a walk finished: (key, DONE) is yielded after its last item
@@ -18,7 +19,7 @@ Job = tuple[Hashable, Callable[[], Iterable[Any]]]
 
 
 def fan_out(jobs: Iterable[Job], workers: int,
-            more: Optional[Callable[[], Optional[Job]]] = None) -> Iterator[tuple[Hashable, Any]]:
+            more: Callable[[], Job | None] | None = None) -> Iterator[tuple[Hashable, Any]]:
     """Yield (key, item) for every item of every job, and (key, DONE) when a job completes.
 
     `more`, called by a worker that finds no job left, may hand out new work (a split of a
@@ -47,7 +48,7 @@ def fan_out(jobs: Iterable[Job], workers: int,
     todo = iter(job_list)
     take_lock = threading.Lock()
 
-    def take() -> Optional[Job]:
+    def take() -> Job | None:
         with take_lock:
             nxt = next(todo, None)
         return nxt if nxt is not None or more is None else more()
@@ -62,7 +63,7 @@ def fan_out(jobs: Iterable[Job], workers: int,
                 if not put((key, DONE, None)):
                     return
             put((None, _EXIT, None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
+        except BaseException as exc:  # noqa: BLE001  handed to the consumer, which re-raises it
             put((None, None, exc))
 
     threads = [threading.Thread(target=worker, name=f"growthos-{i}", daemon=True)

@@ -9,7 +9,8 @@ package: a run that fails before its package is committed leaves the previous ma
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import dlt
 
@@ -19,8 +20,8 @@ from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
 from .errors import NotFoundError
 from .fanout import DONE, fan_out
-from .splitting import Splitter, Window
 from .incremental import Cursor, iso_z, parse_ts, ts_key
+from .splitting import Splitter, Window
 from .walks import walk, walk_events
 
 logger = logging.getLogger("growthos_source")
@@ -53,7 +54,7 @@ class Tally:
         self.pages += 1
         return self.done()
 
-    def marker(self, m: "WalkComplete") -> bool:
+    def marker(self, m: WalkComplete) -> bool:
         self.expected = m.pages
         return self.done()
 

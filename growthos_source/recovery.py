@@ -98,7 +98,7 @@ def _dedupe(client: Any, table: str, columns: dict[str, Any], load_ids: list[str
         rows = client.execute_sql(f"SELECT COUNT(*) FROM {t} {where}") or [[0]]
         groups = client.execute_sql(f"SELECT COUNT(*) FROM (SELECT {key} FROM {t} {where} "
                                     f"GROUP BY {key}) g") or [[0]]
-    except Exception as exc:  # the table was never created: nothing was loaded into it
+    except Exception as exc:  # noqa: BLE001  no such table: nothing was loaded into it
         logger.debug("cannot check %s for replayed rows: %s", table, exc)
         return 0
     extra = int(rows[0][0]) - int(groups[0][0])

@@ -9,7 +9,8 @@ JSON) in the same load, and logged with table and id, so the run completes and n
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import dlt
 import orjson

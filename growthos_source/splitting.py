@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .incremental import iso_z, parse_ts, ts_key
 

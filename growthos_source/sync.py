@@ -4,9 +4,10 @@ pending, extract and load with a fast file format, then apply deletes."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 import time
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
@@ -32,7 +33,7 @@ class SyncResult:
 SourceFactory = Callable[..., DltSource]
 
 
-def sync(pipeline: dlt.Pipeline, source: Union[DltSource, SourceFactory], *,
+def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
          backfill_windows: int | None = None,
          progress: Callable[[str], None] | None = None,
          loader_file_format: TLoaderFileFormat | None = None,

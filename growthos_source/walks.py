@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .client import GrowthOSClient, Page
 from .errors import CursorExpiredError, PaginationError

@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # these machines have no internet, so default to off wherever the job runs.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
-import dlt  # noqa: E402
+import dlt
 
-from growthos_source import growthos, sync  # noqa: E402
-from growthos_source.cli_errors import one_line  # noqa: E402
-from growthos_source.endpoints import ENDPOINTS  # noqa: E402
-from growthos_source.warehouse import DEFAULT_MEMORY_LIMIT, duckdb_destination  # noqa: E402
+from growthos_source import growthos, sync
+from growthos_source.cli_errors import one_line
+from growthos_source.endpoints import ENDPOINTS
+from growthos_source.warehouse import DEFAULT_MEMORY_LIMIT, duckdb_destination
 
 TABLES = [e.table for e in ENDPOINTS if not e.table.startswith("_")]
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit:
         raise
-    except BaseException as exc:  # one line for the user; the traceback is in the dlt trace
+    except BaseException as exc:  # noqa: BLE001  one line for the user; traceback in dlt trace
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
 
