@@ -82,7 +82,7 @@ def growthos(
     deletes: str = "mark",
     on_missing_scope: str = "fail",
     max_requests_per_second: float | None = None,
-    workers: int = 8,
+    workers: int = 16,
     events_window_days: float = 7,
     events_windows_per_run: int | None = None,
     settling_days: int = 3,
