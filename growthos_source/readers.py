@@ -402,7 +402,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     for _, rows in fan_out(jobs, ctx.workers, more=splitter.more):
         if rows is DONE:
             continue
-        rows, bad = rejects.check(ep, rows, ctx.run_started)
+        rows, bad = rejects.check(ep, rows, ctx.run_started, rename_keys=False)
         if bad:
             yield rejects.hinted(bad)
         batch.extend(cur.filter(rows))

@@ -27,15 +27,19 @@ Row = dict[str, Any]
 
 
 def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
-          cursor_field: str | None = None) -> tuple[list[Row], list[Row]]:
-    """Split `rows` into (loadable, rejects); rejects are `_growthos_rejects` rows."""
+          cursor_field: str | None = None, rename_keys: bool = True,
+          ) -> tuple[list[Row], list[Row]]:
+    """Split `rows` into (loadable, rejects); rejects are `_growthos_rejects` rows.
+
+    Loadable rows get non-ASCII keys renamed (keys.py) unless `rename_keys` is False (the
+    arrow path renames while flattening)."""
     good: list[Row] = []
     bad: list[Row] = []
     cursor_field = cursor_field if cursor_field is not None else ep.cursor
     for row in rows:
         reason = _problem(ep, row, cursor_field)
         if reason is None:
-            good.append(ascii_keys(row))
+            good.append(ascii_keys(row) if rename_keys else row)
             continue
         rid = row.get(ep.primary_key[-1]) if isinstance(row, dict) else None
         text = orjson.dumps(row, default=str).decode()
