@@ -15,14 +15,13 @@ from typing import Any
 import dlt
 
 from . import deletes, rejects, timeline
-from .arrowize import ArrowPages
 from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
 from .errors import NotFoundError
 from .fanout import DONE, fan_out
-from .incremental import Cursor, iso_z, parse_ts, ts_key
-from .splitting import Splitter, Window
-from .walks import walk, walk_events
+from .incremental import Cursor, parse_ts, ts_key
+from .prefetch import EventFeed
+from .walks import walk
 
 logger = logging.getLogger("growthos_source")
 Row = dict[str, Any]
@@ -75,9 +74,10 @@ class Context:
     events_windows_per_run: int | None = None
     settling_days: int = 3
     run_started: str = ""
+    events_feed: EventFeed | None = None
 
 
-def _cursors(table: str) -> dict[str, Any]:
+def table_marks(table: str) -> dict[str, Any]:
     """The incremental marks of one table. Kept in the source state under the table's name:
     `resource_state()` resolves the "current" resource, which is ambiguous in transformers fed
     by a shared parent walk."""
@@ -135,7 +135,7 @@ def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
 
     def cursor() -> Cursor | None:
         if ep.cursor and "cursor" not in run:
-            run["cursor"] = Cursor(_cursors(ep.table), "all", ep.cursor, ctx.start_date,
+            run["cursor"] = Cursor(table_marks(ep.table), "all", ep.cursor, ctx.start_date,
                                    ctx.end_date)
         return run.get("cursor")
 
@@ -204,7 +204,7 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
         if isinstance(items, WalkComplete):
             return
         parents = items if isinstance(items, list) else [items]
-        cursors = _cursors(ep.table)
+        cursors = table_marks(ep.table)
         if ep.refresh_on and "values" not in known:
             known["values"] = deletes.warehouse_values(ep.table, ep.refresh_on)
         marks: dict[str, Cursor] = {}
@@ -285,7 +285,7 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
 
     def cursor() -> Cursor:
         if "cursor" not in run:
-            run["cursor"] = Cursor(_cursors(ep.table), "all", "updated_at", ctx.start_date,
+            run["cursor"] = Cursor(table_marks(ep.table), "all", "updated_at", ctx.start_date,
                                    ctx.end_date)
         return run["cursor"]
 
@@ -346,84 +346,11 @@ def read_by_id(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
     yield from _checked(ctx, ep, out)
 
 
-# A running event walk is split only when it has at least this many pages left: each split
-# costs about one request (the new chain's first page, the old one's last partial page).
-SPLIT_MIN_PAGES = 10
-# Pages are handed to dlt as arrow tables of this many rows: dlt's per-item work (schema
-# inference, hints) costs the same for 100 rows as for 10,000.
-EVENTS_BATCH_ROWS = 10_000
-
-
 # ---- analytics ------------------------------------------------------------------------------
-def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
-    """The event stream by time window, several windows at once, newest first in each.
-
-    Pages leave as arrow tables (see arrowize.py): the stream is the one table big enough for
-    dlt's row-by-row normalizer to be the bottleneck.
-    """
-    marks = _cursors(ep.table)
-    cur = Cursor(marks, "all", "timestamp", ctx.start_date, ctx.end_date)
-    schema = dlt.current.source_schema()
-    columns = schema.tables.get(ep.table, {}).get("columns", {})
-    arrow = ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
-                       schema.naming.normalize_path)
-    end = parse_ts(ctx.end_date) if ctx.end_date else None
-    low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
-    if low is not None:
-        start = parse_ts(low)
-        newest = timeline.newest(ctx.client, ep.path) if end is None else None
-    else:
-        bounds = timeline.history_bounds(ctx.client, ep.path)
-        if bounds is None:
-            return
-        start, newest = bounds
-    if end is not None and start >= end:
-        return
-    all_wins = timeline.windows(start, end, ctx.events_window, newest)
-    # A bounded run (a backfill chunk) takes the oldest windows; `through` records how far it
-    # got, so an empty stretch of history still moves the next chunk forward.
-    wins = all_wins[: ctx.events_windows_per_run or None]
-    last_end = wins[-1][1]
-    marks["backlog_windows"] = len(all_wins) - len(wins)
-
-    def walk(a: dt.datetime, b: dt.datetime | None,
-             window: Window) -> Callable[[], Iterator[list[Row]]]:
-        params: dict[str, Any] = {"from": iso_z(a)}
-        if b is not None:
-            params["to"] = iso_z(b)
-        return lambda: walk_events(ctx.client, ep.path, params, page_size=ctx.page_size,
-                                   window=window)
-
-    # Workers left without a window take half of the longest running walk (splitting.py).
-    splitter = Splitter(walk, min_rows=SPLIT_MIN_PAGES * ctx.page_size)
-    top = (newest or last_end or start) + dt.timedelta(milliseconds=1)
-    jobs = [(i, splitter.job(a, b, b or top)) for i, (a, b) in enumerate(wins)]
-    batch: list[Row] = []
-    for _, rows in fan_out(jobs, ctx.workers, more=splitter.more):
-        if rows is DONE:
-            continue
-        rows, bad = rejects.check(ep, rows, ctx.run_started, rename_keys=False)
-        if bad:
-            yield rejects.hinted(bad)
-        batch.extend(cur.filter(rows))
-        if len(batch) >= EVENTS_BATCH_ROWS:
-            yield arrow.table(batch)
-            batch = []
-    if batch:
-        yield arrow.table(batch)
-    if splitter.splits:
-        logger.info("events: %d windows, %d splits of running walks", len(wins), splitter.splits)
-    cur.commit()
-    if last_end is not None and marks["backlog_windows"]:
-        marks["through"] = iso_z(last_end)
-    else:
-        marks.pop("through", None)
-
-
 def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
     """Event counts per day and event name; the last `settling_days` are re-read every run
     because late events still change them."""
-    state = _cursors(ep.table)
+    state = table_marks(ep.table)
     last = state.get("last_date")
     today = dt.datetime.now(dt.timezone.utc).date()
     if last:

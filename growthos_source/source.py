@@ -17,12 +17,13 @@ import dlt
 from dlt.common.typing import TSecretStrValue
 from dlt.extract.resource import DltResource
 
-from . import readers
+from . import event_stream, readers
 from .client import GrowthOSClient
 from .deletes import DELETE_MODES
 from .endpoints import ENDPOINTS, Endpoint
 from .errors import ConfigurationError, ScopeError
 from .incremental import iso_z, parse_ts
+from .prefetch import EventFeed
 from .readers import Context
 
 logger = logging.getLogger("growthos_source")
@@ -91,6 +92,7 @@ def growthos(
     max_attempts: int = 6,
     backoff_base: float = 0.5,
     backoff_max: float = 30.0,
+    events_feed: EventFeed | None = None,
 ) -> Sequence[DltResource]:
     """GrowthOS Management API resources, one per table of `endpoints.ENDPOINTS`.
 
@@ -109,6 +111,8 @@ def growthos(
     timeout: seconds per request. max_attempts: tries per request on 429/5xx/timeouts/dropped
         connections/cut-off bodies; between tries a random wait of up to
         min(backoff_max, backoff_base * 2**(attempt-1)) seconds, or longer if Retry-After says so.
+    events_feed: set by `sync()`'s chunked backfill, which passes one feed to all its runs so
+        the next chunk is read while the previous one loads (prefetch.py).
     """
     if deletes not in DELETE_MODES:
         raise ConfigurationError(f"deletes={deletes!r}: use one of {', '.join(DELETE_MODES)}")
@@ -129,13 +133,14 @@ def growthos(
                   events_window=dt.timedelta(days=events_window_days),
                   events_windows_per_run=events_windows_per_run,
                   settling_days=settling_days,
-                  run_started=iso_z(dt.datetime.now(dt.timezone.utc)))
+                  run_started=iso_z(dt.datetime.now(dt.timezone.utc)),
+                  events_feed=events_feed)
     return list(build_resources(ctx, on_missing_scope).values())
 
 
 _RESOURCE_READERS: dict[str, Callable[[Context, Endpoint], Iterator[Any]]] = {
     "parent": readers.read_parent, "list": readers.read_list, "object": readers.read_object,
-    "objects_by_id": readers.read_by_id, "events": readers.read_events,
+    "objects_by_id": readers.read_by_id, "events": event_stream.read_events,
     "daily_counts": readers.read_daily_counts,
 }
 _TRANSFORMERS: dict[str, Callable[[Context, Endpoint], Callable[[Any], Iterator[Any]]]] = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -63,14 +64,15 @@ class Window:
             self.finished = True
 
     def remaining(self) -> float:
-        """Rows expected below the walk's position (by the density read so far; by time span
-        in seconds before the first page)."""
+        """Rows expected below the walk's position, by the density read so far (0 before the
+        first page: an unread window may be nearly empty, and splitting it would only cost
+        requests)."""
         with self._lock:
-            if self.finished:
+            if self.finished or not self.rows:
                 return 0.0
             left = (self.position - self.floor).total_seconds()
             read = (self.top - self.position).total_seconds()
-            return left * self.rows / read if self.rows and read > 0 else left
+            return left * self.rows / max(read, 0.001)
 
     def split_lower_half(self) -> tuple[dt.datetime, dt.datetime] | None:
         """Give up [floor, middle) of what is left, for another walk; None if too small."""
@@ -123,16 +125,21 @@ class Splitter:
         return run
 
     def more(self) -> tuple[Any, Callable[[], Iterator[Any]]] | None:
-        """A new job for an idle worker: the lower half of the longest walk, or None."""
-        with self._lock:
-            self._running = [w for w in self._running if not w.finished]
-            ranked = sorted(self._running, key=lambda w: w.remaining(), reverse=True)
-        for window in ranked:
-            if window.rows and window.remaining() < self._min_rows:
-                return None  # the longest walk is short: nothing worth splitting
-            part = window.split_lower_half()
-            if part is not None:
-                self.splits += 1
-                lo, hi = part
-                return f"split-{self.splits}", self.job(lo, hi, hi)
-        return None
+        """A new job for an idle worker: the lower half of the longest walk, or None when no
+        walk is worth splitting (the worker then stops). Waits while a walk has not read its
+        first page: until then its size is unknown."""
+        while True:
+            with self._lock:
+                self._running = [w for w in self._running if not w.finished]
+                running = list(self._running)
+            for window in sorted(running, key=lambda w: w.remaining(), reverse=True):
+                if window.remaining() < self._min_rows:
+                    break  # the longest known walk is short
+                part = window.split_lower_half()
+                if part is not None:
+                    self.splits += 1
+                    lo, hi = part
+                    return f"split-{self.splits}", self.job(lo, hi, hi)
+            if not any(w.rows == 0 and not w.finished for w in running):
+                return None
+            time.sleep(0.02)

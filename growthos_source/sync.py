@@ -15,6 +15,7 @@ from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 
 from . import deletes, recovery
+from .prefetch import EventFeed
 
 logger = logging.getLogger("growthos_source")
 
@@ -79,10 +80,20 @@ def _backfill_events(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
     backlog = _events_backlog(pipeline)
     if backlog == 0:
         return  # caught up: the normal run reads the tail
+    feed = EventFeed()  # reads the next chunk while dlt normalizes and loads this one
+    try:
+        _backfill_chunks(pipeline, factory, windows, fmt, rows, progress, feed)
+    finally:
+        feed.close()
+
+
+def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: int,
+                     fmt: TLoaderFileFormat, rows: dict[str, int],
+                     progress: Callable[[str], None] | None, feed: EventFeed) -> None:
     done, loaded, started = 0, 0, time.monotonic()
     while True:
-        pipeline.run(factory(events_windows_per_run=windows).with_resources("events"),
-                     loader_file_format=fmt)
+        pipeline.run(factory(events_windows_per_run=windows, events_feed=feed)
+                     .with_resources("events"), loader_file_format=fmt)
         chunk = _rows(pipeline)
         for t, n in chunk.items():
             rows[t] = rows.get(t, 0) + n

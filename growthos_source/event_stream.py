@@ -1,0 +1,107 @@
+"""The event stream: read by time window, several windows at once, into arrow tables.
+
+Windows are walked concurrently (fanout.py) and split while they run (splitting.py); in a
+chunked backfill an EventFeed (prefetch.py) keeps reading the next chunk's windows while dlt
+loads the previous one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dlt
+
+from . import rejects, timeline
+from .arrowize import ArrowPages
+from .endpoints import Endpoint
+from .fanout import DONE, fan_out
+from .incremental import Cursor, iso_z, parse_ts
+from .readers import Context, Row, table_marks
+from .splitting import Splitter, Window
+from .walks import walk_events
+
+logger = logging.getLogger("growthos_source")
+
+# A running event walk is split only when it has at least this many pages left: each split
+# costs about one request (the new chain's first page, the old one's last partial page).
+SPLIT_MIN_PAGES = 10
+# Pages are handed to dlt as arrow tables of this many rows: dlt's per-item work (schema
+# inference, hints) costs the same for 100 rows as for 10,000.
+EVENTS_BATCH_ROWS = 10_000
+
+
+
+def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
+    """The event stream by time window, several windows at once, newest first in each.
+
+    Pages leave as arrow tables (see arrowize.py): the stream is the one table big enough for
+    dlt's row-by-row normalizer to be the bottleneck.
+    """
+    marks = table_marks(ep.table)
+    cur = Cursor(marks, "all", "timestamp", ctx.start_date, ctx.end_date)
+    schema = dlt.current.source_schema()
+    columns = schema.tables.get(ep.table, {}).get("columns", {})
+    arrow = ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
+                       schema.naming.normalize_path)
+    feed = ctx.events_feed
+    client = feed.client(ctx.client) if feed is not None else ctx.client
+    end = parse_ts(ctx.end_date) if ctx.end_date else None
+    low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
+    if low is not None:
+        start = parse_ts(low)
+        newest = timeline.newest(client, ep.path) if end is None else None
+    else:
+        bounds = timeline.history_bounds(client, ep.path)
+        if bounds is None:
+            return
+        start, newest = bounds
+    if end is not None and start >= end:
+        return
+    all_wins = timeline.windows(start, end, ctx.events_window, newest)
+    # A bounded run (a backfill chunk) takes the oldest windows; `through` records how far it
+    # got, so an empty stretch of history still moves the next chunk forward.
+    wins = all_wins[: ctx.events_windows_per_run or None]
+    last_end = wins[-1][1]
+    marks["backlog_windows"] = len(all_wins) - len(wins)
+
+    def walk(a: dt.datetime, b: dt.datetime | None,
+             window: Window) -> Callable[[], Iterator[list[Row]]]:
+        params: dict[str, Any] = {"from": iso_z(a)}
+        if b is not None:
+            params["to"] = iso_z(b)
+        return lambda: walk_events(client, ep.path, params, page_size=ctx.page_size,
+                                   window=window)
+
+    top = (newest or last_end or start) + dt.timedelta(milliseconds=1)
+    if feed is not None:  # a chunked backfill: the feed reads ahead across runs
+        pages: Iterator[list[Row]] = feed.pages(wins, all_wins[len(wins):], top, walk,
+                                                ctx.workers)
+        splitter = None
+    else:
+        # Workers left without a window take half of the longest running walk (splitting.py).
+        splitter = Splitter(walk, min_rows=SPLIT_MIN_PAGES * ctx.page_size)
+        jobs = [(i, splitter.job(a, b, b or top)) for i, (a, b) in enumerate(wins)]
+        pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more)
+                 if rows is not DONE)
+    batch: list[Row] = []
+    for rows in pages:
+        rows, bad = rejects.check(ep, rows, ctx.run_started, rename_keys=False)
+        if bad:
+            yield rejects.hinted(bad)
+        batch.extend(cur.filter(rows))
+        if len(batch) >= EVENTS_BATCH_ROWS:
+            yield arrow.table(batch)
+            batch = []
+    if batch:
+        yield arrow.table(batch)
+    splits = splitter.splits if splitter is not None else feed.splits if feed is not None else 0
+    if splits:
+        logger.info("events: %d windows, %d splits of running walks", len(wins), splits)
+    cur.commit()
+    if last_end is not None and marks["backlog_windows"]:
+        marks["through"] = iso_z(last_end)
+    else:
+        marks.pop("through", None)

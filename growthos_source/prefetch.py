@@ -1,0 +1,211 @@
+"""Keep reading the event stream while dlt loads the previous backfill chunk.
+
+A chunked backfill (`sync(..., backfill_windows=N)`) is a series of dlt runs, each extract ->
+normalize -> load; without help the API sits idle during every normalize and load. An
+`EventFeed` lives across those runs: its workers walk the chunk's windows (splitting long walks
+as in splitting.py), and once the chunk needs no more workers they walk the next chunk's windows
+into a bounded buffer, which the next run drains first. Nothing is committed early: the state
+marks still move only with the load of the chunk that read the rows, so a run killed with pages
+buffered simply reads those windows again.
+
+All walks go through the first run's client, so they share one pacing schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .client import GrowthOSClient
+from .splitting import Window
+
+Row = dict[str, Any]
+Bounds = tuple[dt.datetime, dt.datetime | None]
+# (a, b, window) -> a callable starting the walk of [a, b) clipped to `window`
+WalkFactory = Callable[[dt.datetime, dt.datetime | None, Window], Callable[[], Iterator[Any]]]
+
+
+class _Chunk:
+    """One planned window and what has been read of it."""
+
+    def __init__(self, bounds: Bounds, top: dt.datetime) -> None:
+        self.bounds = bounds
+        self.top = top
+        self.buffer: deque[list[Row]] = deque()
+        self.jobs = 0  # walks running (the first one and its splits)
+        self.started = False
+        self.active = False  # the current run consumes it
+        self.cancelled = False
+
+    @property
+    def finished(self) -> bool:
+        return self.started and self.jobs == 0
+
+
+class EventFeed:
+    """Walks planned event-stream windows for successive runs; see the module docstring.
+
+    `max_buffered_rows` bounds what is read ahead for the next run (memory), `workers` is
+    taken from the first run. Call `close()` when the backfill ends (sync() does).
+    """
+
+    def __init__(self, max_buffered_rows: int = 50_000, split_min_rows: int = 1_000) -> None:
+        self._cond = threading.Condition()
+        self._chunks: dict[Bounds, _Chunk] = {}
+        self._order: list[Bounds] = []
+        self._out: deque[list[Row]] = deque()
+        self._running: list[tuple[_Chunk, Window]] = []
+        self._threads: list[threading.Thread] = []
+        self._buffered = 0
+        self._cap = max_buffered_rows
+        self._split_min_rows = split_min_rows
+        self._error: BaseException | None = None
+        self._closed = False
+        self._client: GrowthOSClient | None = None
+        self._walk: WalkFactory | None = None
+        self.splits = 0
+
+    def client(self, fallback: GrowthOSClient) -> GrowthOSClient:
+        """The client every walk of the feed uses: the first run's."""
+        with self._cond:
+            if self._client is None:
+                self._client = fallback
+            return self._client
+
+    def pages(self, wins: list[Bounds], upcoming: list[Bounds], top: dt.datetime,
+              walk: WalkFactory, workers: int) -> Iterator[list[Row]]:
+        """Pages (newest first within a walk) of exactly the windows `wins`, read ahead or now;
+        `upcoming` are the windows the next run will ask for (read ahead when workers idle)."""
+        with self._cond:
+            self._raise_if_failed()
+            self._walk = walk
+            self._plan(wins, upcoming, top)
+            while len(self._threads) < workers:
+                t = threading.Thread(target=self._worker, daemon=True,
+                                     name=f"growthos-feed-{len(self._threads)}")
+                self._threads.append(t)
+                t.start()
+            self._cond.notify_all()
+        active = [self._chunks[b] for b in wins]
+        while True:
+            with self._cond:
+                while not self._out and not all(c.finished for c in active):
+                    self._raise_if_failed()
+                    self._cond.wait(0.5)
+                self._raise_if_failed()
+                if not self._out:
+                    break
+                rows = self._out.popleft()
+                self._cond.notify_all()
+            yield rows
+        with self._cond:
+            for c in active:
+                c.active = False
+                self._chunks.pop(c.bounds, None)
+
+    def close(self) -> None:
+        """Stop the workers (they finish their current request) and drop what was read ahead."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    # ---- internals; `_cond` is held by every *_locked method's caller -----------------------
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _plan(self, wins: list[Bounds], upcoming: list[Bounds], top: dt.datetime) -> None:
+        wanted = set(wins) | set(upcoming)
+        for bounds, c in list(self._chunks.items()):
+            if bounds not in wanted:  # planned differently this time: forget it
+                c.cancelled = True
+                self._buffered -= sum(len(p) for p in c.buffer)
+                c.buffer.clear()
+                del self._chunks[bounds]
+        for bounds in [*wins, *upcoming]:
+            if bounds not in self._chunks:
+                self._chunks[bounds] = _Chunk(bounds, bounds[1] or top)
+        for bounds in wins:
+            c = self._chunks[bounds]
+            c.active = True
+            self._buffered -= sum(len(p) for p in c.buffer)
+            self._out.extend(c.buffer)
+            c.buffer.clear()
+        self._order = [*wins, *upcoming]
+
+    def _next_job_locked(self) -> tuple[_Chunk, Window] | None:
+        assert self._walk is not None
+        waiting = [self._chunks[b] for b in self._order
+                   if b in self._chunks and not self._chunks[b].started]
+        for c in waiting:  # windows of the current run first
+            if c.active:
+                return self._start_locked(c, *c.bounds, c.top)
+        # Then read ahead for the next run (every request useful), while the buffer has room;
+        # then split the current run's longest walk (costs about a request per split).
+        if waiting and self._buffered < self._cap:
+            c = waiting[0]
+            return self._start_locked(c, *c.bounds, c.top)
+        ranked = sorted(((w.remaining(), c, w) for c, w in self._running if c.active),
+                        key=lambda x: x[0], reverse=True)
+        for left, c, w in ranked:
+            if left < self._split_min_rows:
+                break
+            part = w.split_lower_half()
+            if part is not None:
+                self.splits += 1
+                return self._start_locked(c, part[0], part[1], part[1])
+        return None
+
+    def _start_locked(self, c: _Chunk, a: dt.datetime, b: dt.datetime | None,
+                      top: dt.datetime) -> tuple[_Chunk, Window]:
+        window = Window(a, b, top)
+        c.started = True
+        c.jobs += 1
+        self._running.append((c, window))
+        return c, window
+
+    def _worker(self) -> None:
+        while True:
+            with self._cond:
+                job = None
+                while job is None:
+                    if self._closed or self._error is not None:
+                        return
+                    job = self._next_job_locked()
+                    if job is None:
+                        self._cond.wait(0.5)
+                walk = self._walk
+            c, window = job
+            assert walk is not None
+            try:
+                for rows in walk(window.floor, window.hi, window)():
+                    if rows and not self._deliver(c, rows):
+                        break
+            except BaseException as exc:  # noqa: BLE001  raised in the consuming run
+                with self._cond:
+                    self._error = self._error or exc
+            finally:
+                window.finish()
+                with self._cond:
+                    c.jobs -= 1
+                    self._running.remove((c, window))
+                    self._cond.notify_all()
+
+    def _deliver(self, c: _Chunk, rows: list[Row]) -> bool:
+        with self._cond:
+            while not (self._closed or c.cancelled or self._error is not None):
+                if c.active and len(self._out) < 64:
+                    self._out.append(rows)
+                    self._cond.notify_all()
+                    return True
+                if not c.active and self._buffered < self._cap:
+                    c.buffer.append(rows)
+                    self._buffered += len(rows)
+                    return True
+                self._cond.wait(0.5)
+            return False
