@@ -104,6 +104,8 @@ class RateLimiter:
         self._probes = 0
         self._next_slot = float("-inf")
         self._blocked_until = float("-inf")
+        self._second = 0  # the wall-clock second being counted, and requests sent in it
+        self._sent = 0
         self._requests = 0
         self._pauses = 0
         self._waited = 0.0
@@ -119,10 +121,41 @@ class RateLimiter:
         return min(known) if known else None
 
     def acquire(self) -> float:
-        """Block until this caller may send its request; return the seconds waited."""
-        waited = 0.0
+        """Block until this caller may send its request; return the seconds waited.
+
+        Besides the even spacing, at most `safety * limit` requests go out per wall-clock
+        second (the API counts in one-second windows): a thread that wakes late, e.g. after
+        another thread held the GIL, would otherwise push its request into the next window on
+        top of that window's own share, and the API answers the excess with 429."""
         with self._cond:
             self._requests += 1
+        waited = 0.0
+        while True:
+            delay, planned = self._wait_for_slot()
+            waited += delay
+            with self._cond:
+                if self._admit_locked(planned):
+                    return waited
+
+    def _admit_locked(self, planned: float) -> bool:
+        """Count the request in the wall-clock second it goes out in (its planned time, or now
+        if it woke late); False (and a wait) if that second already has its share."""
+        limit = self._limit()
+        if limit is None or self._probing():
+            return True
+        wall = max(self._wall(), planned)
+        second = int(wall // 1)
+        if second != self._second:
+            self._second, self._sent = second, 0
+        if self._sent < max(1, int(self._safety * limit)):
+            self._sent += 1
+            return True
+        self._block_for(second + 1 - wall)  # this window is full: wait for the next one
+        return False
+
+    def _wait_for_slot(self) -> tuple[float, float]:
+        waited = 0.0
+        with self._cond:
             deadline = time.monotonic() + self._probe_timeout
             # Before any response we do not know the plan's limit: let `burst` probe requests
             # go and hold the others until a response (or a failed probe) tells us more.
@@ -143,9 +176,10 @@ class RateLimiter:
                 self._next_slot = slot + 1.0 / (self._safety * limit)
             delay = slot - now
             self._waited += waited + max(0.0, delay)
+            planned = self._wall() + delay
         if delay > 0:
             self._sleep(delay)
-        return waited + max(0.0, delay)
+        return waited + max(0.0, delay), planned
 
     def _probing(self) -> bool:
         return self._fixed is None and not self._seen_response
