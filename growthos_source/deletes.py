@@ -42,9 +42,11 @@ def _query(table: str, select: str, where: str = "") -> list[tuple[Any, ...]] | 
         return None
 
 
-def warehouse_ids(table: str) -> set[str] | None:
-    """Ids of the live (not yet marked deleted) rows of `table` in the destination."""
-    rows = _query(table, "id", "WHERE _deleted_at IS NULL")
+def warehouse_ids(table: str, requires: str | None = None) -> set[str] | None:
+    """Ids of the live (not yet marked deleted) rows of `table` in the destination; with
+    `requires`, only rows where that column is set."""
+    rows = _query(table, "id", "WHERE _deleted_at IS NULL"
+                  + (f" AND {requires} IS NOT NULL" if requires else ""))
     return None if rows is None else {str(r[0]) for r in rows}
 
 

@@ -7,6 +7,7 @@ filters, so the earliest event can be found with a few one-row requests instead 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 from .client import GrowthOSClient
@@ -67,4 +68,50 @@ def windows(start: dt.datetime, end: dt.datetime | None, size: dt.timedelta,
         out.append((a, a + size))
         a = a + size
     out.append((a, end))
+    return out
+
+
+def _any_created_before(client: GrowthOSClient, path: str, base: dict[str, Any],
+                        before: dt.datetime) -> bool:
+    body = client.request("GET", path, params={**base, "created_before": iso_z(before),
+                                               "limit": 1})
+    return bool(body.get("data"))
+
+
+def contact_windows(client: GrowthOSClient, path: str, base: dict[str, Any],
+                    n: int) -> list[dict[str, Any]]:
+    """Query parameters of up to `n` `created_after`/`created_before` windows that together
+    cover every contact with a `created_at`, to walk concurrently; `[base]` when there is
+    nothing to split.
+
+    Where creation history starts is found as for the event stream, by asking whether any
+    contact was created before an instant (~2*log2(days) one-row requests). The first window has
+    no lower bound and the last no upper one (beyond `base`'s), so an inexact search loses
+    nothing. Whether the filters' edges are inclusive is not documented: each window starts a
+    second before the previous one ends, and the caller drops the ids it already has.
+    """
+    end = parse_ts(base["created_before"]) if base.get("created_before") else \
+        dt.datetime.now(dt.timezone.utc)
+    if n < 2 or not _any_created_before(client, path, base, end):
+        return [base]
+    step = DAY
+    while _any_created_before(client, path, base, end - step):
+        step *= 2
+        if step > dt.timedelta(days=365 * 50):
+            return [base]
+    lo, hi = end - step, (end - step / 2 if step > DAY else end)
+    while hi - lo > DAY:  # no contact before lo; some before hi
+        mid = lo + (hi - lo) / 2
+        if _any_created_before(client, path, base, mid):
+            hi = mid
+        else:
+            lo = mid
+    edges = sorted({(lo + (end - lo) * i / n).replace(microsecond=0) for i in range(1, n)})
+    if not edges:
+        return [base]
+    out = [{**base, "created_before": iso_z(edges[0])}]
+    for a, b in itertools.pairwise(edges):
+        out.append({**base, "created_after": iso_z(a - dt.timedelta(seconds=1)),
+                    "created_before": iso_z(b)})
+    out.append({**base, "created_after": iso_z(edges[-1] - dt.timedelta(seconds=1))})
     return out
