@@ -52,7 +52,7 @@ class EventFeed:
     taken from the first run. Call `close()` when the backfill ends (sync() does).
     """
 
-    def __init__(self, max_buffered_rows: int = 50_000, split_min_rows: int = 1_000) -> None:
+    def __init__(self, max_buffered_rows: int = 20_000, split_min_rows: int = 1_000) -> None:
         self._cond = threading.Condition()
         self._chunks: dict[Bounds, _Chunk] = {}
         self._order: list[Bounds] = []
