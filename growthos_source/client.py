@@ -386,8 +386,16 @@ class GrowthOSClient:
                        status or type(err).__name__, attempt, self._max_attempts - 1, delay,
                        err.request_id)
         if status == 429:
-            # The limit is per key: hold every thread of this client, not only this one.
-            self._limiter.pause(delay)
+            # The limit is per key: hold every thread of this client, not only this one, until
+            # the quota window resets (X-RateLimit-Reset; Retry-After when absent). Only the
+            # rejected request waits out the whole Retry-After, which the API rounds up to
+            # whole seconds.
+            assert response is not None
+            reset = self._limiter.seconds_until_reset(response.headers)
+            everyone = delay if reset is None else min(delay, reset)
+            self._limiter.pause(everyone)
+            if delay > everyone:
+                self._sleep(delay)  # from now, like the pause: at least Retry-After in all
             return
         with self._lock:
             self._retry_wait += delay

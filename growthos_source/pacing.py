@@ -219,6 +219,16 @@ class RateLimiter:
                 return server
         return wall
 
+    def seconds_until_reset(self, headers: Mapping[str, str]) -> float | None:
+        """Seconds until the `X-RateLimit-Reset` of a response (None without the header, or
+        when it is not in the next MAX_RESET_WAIT seconds)."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        reset = _number(lowered, "x-ratelimit-reset")
+        if reset is None:
+            return None
+        wait = reset - self._server_now(lowered.get("date"))
+        return wait if 0 <= wait <= MAX_RESET_WAIT else None
+
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (after a 429) and count the 429."""
         with self._cond:

@@ -570,3 +570,20 @@ def test_rate_limiter_default_paces_at_95_percent_of_the_limit() -> None:
     assert clock.now - start == pytest.approx(299 / 95, abs=0.02)
     # Never more than 95 in one of the API's one-second windows.
     assert max(Counter(int(t) for t in sent).values()) <= 95
+
+
+def test_a_429_holds_everyone_until_the_window_resets_and_its_request_for_retry_after() -> None:
+    """Retry-After is whole seconds; the quota window may reset sooner. Other threads wait for
+    the reset, the rejected request for the full Retry-After."""
+    clock = FakeClock(start=1_000_000.4)
+    limiter = RateLimiter(clock=clock, wall_clock=clock, sleep=clock.sleep)
+    handler, seen = sequence(
+        httpx.Response(429, headers={"Retry-After": "1", "X-RateLimit-Limit": "100",
+                                     "X-RateLimit-Remaining": "0",
+                                     "X-RateLimit-Reset": "1000001"},
+                       json=envelope("rate_limited")), OK)
+    client, sleeps = make_client(handler, rate_limiter=limiter)
+    assert client.request("GET", "/contacts")["data"] == []
+    assert len(seen) == 2 and sleeps == [1.0]  # the rejected request: the whole Retry-After
+    assert limiter.stats().pauses == 1
+    assert limiter._blocked_until == pytest.approx(1_000_001.0)  # others: until the reset
