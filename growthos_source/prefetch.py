@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .client import GrowthOSClient
-from .splitting import Window
+from .splitting import Window, split_longest
 
 Row = dict[str, Any]
 Bounds = tuple[dt.datetime, dt.datetime | None]
@@ -150,16 +150,13 @@ class EventFeed:
         if waiting and self._buffered < self._cap:
             c = waiting[0]
             return self._start_locked(c, *c.bounds, c.top)
-        ranked = sorted(((w.remaining(), c, w) for c, w in self._running if c.active),
-                        key=lambda x: x[0], reverse=True)
-        for left, c, w in ranked:
-            if left < self._split_min_rows:
-                break
-            part = w.split_lower_half()
-            if part is not None:
-                self.splits += 1
-                return self._start_locked(c, part[0], part[1], part[1])
-        return None
+        split = split_longest([(c, w) for c, w in self._running if c.active],
+                              self._split_min_rows)
+        if split is None:
+            return None
+        self.splits += 1
+        c, lo, middle = split
+        return self._start_locked(c, lo, middle, middle)
 
     def _start_locked(self, c: _Chunk, a: dt.datetime, b: dt.datetime | None,
                       top: dt.datetime) -> tuple[_Chunk, Window]:

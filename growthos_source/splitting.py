@@ -16,11 +16,12 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from .incremental import iso_z, parse_ts, ts_key
 
 Row = dict[str, Any]
+T = TypeVar("T")
 WalkFactory = Callable[[dt.datetime, dt.datetime | None, "Window"], Callable[[], Iterator[Any]]]
 
 
@@ -96,6 +97,19 @@ def _key(row: Row) -> str | None:
         return None
 
 
+def split_longest(candidates: list[tuple[T, Window]], min_rows: int,
+                  ) -> tuple[T, dt.datetime, dt.datetime] | None:
+    """Split off the lower half of the candidate walk with the most rows left:
+    (its tag, the new part's floor, middle), or None if no walk has `min_rows` left."""
+    for tag, window in sorted(candidates, key=lambda c: c[1].remaining(), reverse=True):
+        if window.remaining() < min_rows:
+            return None
+        part = window.split_lower_half()
+        if part is not None:
+            return tag, part[0], part[1]
+    return None
+
+
 class Splitter:
     """Hands out windows to walk: the planned ones first, then halves of running walks.
 
@@ -132,14 +146,11 @@ class Splitter:
             with self._lock:
                 self._running = [w for w in self._running if not w.finished]
                 running = list(self._running)
-            for window in sorted(running, key=lambda w: w.remaining(), reverse=True):
-                if window.remaining() < self._min_rows:
-                    break  # the longest known walk is short
-                part = window.split_lower_half()
-                if part is not None:
-                    self.splits += 1
-                    lo, hi = part
-                    return f"split-{self.splits}", self.job(lo, hi, hi)
+            split = split_longest([(w, w) for w in running], self._min_rows)
+            if split is not None:
+                self.splits += 1
+                _, lo, hi = split
+                return f"split-{self.splits}", self.job(lo, hi, hi)
             if not any(w.rows == 0 and not w.finished for w in running):
                 return None
             time.sleep(0.02)

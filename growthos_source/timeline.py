@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from .client import GrowthOSClient
@@ -38,23 +39,29 @@ def history_bounds(client: GrowthOSClient, path: str) -> tuple[dt.datetime, dt.d
     newest = _newest_before(client, path, None)
     if newest is None:
         return None
+    lo, _ = _earliest(lambda t: _newest_before(client, path, t) is not None, newest)
+    start = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, newest
+
+
+def _earliest(exists_before: Callable[[dt.datetime], bool],
+              end: dt.datetime) -> tuple[dt.datetime, bool]:
+    """(lo, found): within a day of where records start, by exponential then binary search on
+    "is there a record before t" (~2*log2(days) probes). found is False when records reach
+    back over 50 years; lo is then just the oldest instant probed."""
     step = DAY
-    lo = newest - step
-    while _newest_before(client, path, lo) is not None:  # events exist before lo
+    while exists_before(end - step):
         step *= 2
-        lo = newest - step
         if step > dt.timedelta(days=365 * 50):
-            break
-    hi = newest - step / 2 if step > DAY else newest  # events exist before hi (or hi = newest)
-    # Invariant: no events before lo; some event at or before hi.
-    while hi - lo > DAY:
+            return end - step, False
+    lo, hi = end - step, (end - step / 2 if step > DAY else end)
+    while hi - lo > DAY:  # no record before lo; some before hi (or hi = end)
         mid = lo + (hi - lo) / 2
-        if _newest_before(client, path, mid) is not None:
+        if exists_before(mid):
             hi = mid
         else:
             lo = mid
-    start = lo.replace(hour=0, minute=0, second=0, microsecond=0)
-    return start, newest
+    return lo, True
 
 
 def windows(start: dt.datetime, end: dt.datetime | None, size: dt.timedelta,
@@ -94,18 +101,9 @@ def contact_windows(client: GrowthOSClient, path: str, base: dict[str, Any],
         dt.datetime.now(dt.timezone.utc)
     if n < 2 or not _any_created_before(client, path, base, end):
         return [base]
-    step = DAY
-    while _any_created_before(client, path, base, end - step):
-        step *= 2
-        if step > dt.timedelta(days=365 * 50):
-            return [base]
-    lo, hi = end - step, (end - step / 2 if step > DAY else end)
-    while hi - lo > DAY:  # no contact before lo; some before hi
-        mid = lo + (hi - lo) / 2
-        if _any_created_before(client, path, base, mid):
-            hi = mid
-        else:
-            lo = mid
+    lo, found = _earliest(lambda t: _any_created_before(client, path, base, t), end)
+    if not found:
+        return [base]
     edges = sorted({(lo + (end - lo) * i / n).replace(microsecond=0) for i in range(1, n)})
     if not edges:
         return [base]
