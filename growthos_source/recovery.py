@@ -11,6 +11,10 @@ copies, with the same `_dlt_id` (or primary key and load id where rows carry no 
 partially loaded packages wrote. The tables to check are recorded in a marker file in the
 pipeline's working directory before the load and removed after the cleanup commits, so a run
 killed during the cleanup is finished by the next one.
+
+`adopt_warehouse_columns()` repairs the other thing a killed load leaves behind once its package
+is discarded (`dlt pipeline ... abort-packages`): dlt rewinds the local schema, but the tables
+and columns the load had already created stay in the warehouse with their types.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ import os
 from typing import Any
 
 import dlt
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.common.schema import Schema
+from dlt.common.schema.typing import TPartialTableSchema
 
 logger = logging.getLogger("growthos_source")
 
@@ -53,6 +60,52 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
                            removed)
         os.remove(marker)
     return recovered
+
+
+def adopt_warehouse_columns(pipeline: dlt.Pipeline, schema_name: str) -> list[str]:
+    """Put back into the local schema the tables and columns the warehouse has but the local
+    schema lost, with the warehouse's types. Returns the `table.column` names added.
+
+    After an aborted package the local schema no longer knows a column the warehouse already
+    created (say `traits__score` as BIGINT). The next run would infer the column again from
+    whichever value comes first; a string would make normalize write text into a BIGINT column
+    and every later load would fail. Knowing the warehouse's type, normalize puts such values in
+    a variant column (`traits__score__v_text`) as on any other run. Only a warehouse schema the
+    local one never saw (not its current nor a previous version) is read; nothing is removed or
+    retyped, so this is a no-op on healthy pipelines.
+    """
+    local = pipeline.schemas.get(schema_name)
+    try:
+        # with no local schema, dlt lends the client a throwaway one
+        with pipeline.destination_client(schema_name if local else None) as client:  # type: ignore[arg-type]
+            if not client.is_storage_initialized():
+                return []
+            stored = client.get_stored_schema(schema_name)  # type: ignore[attr-defined]
+    except DestinationUndefinedEntity:
+        return []  # no dataset or no version table yet: nothing was ever loaded
+    if stored is None:
+        return []
+    if local is not None and stored.version_hash in (local.version_hash,
+                                                     *local.previous_hashes):
+        return []
+    remote = Schema.from_dict(json.loads(stored.schema))
+    target = local.clone() if local is not None else Schema(schema_name)
+    added: list[str] = []
+    for table in remote.data_tables(include_incomplete=True):
+        name = table["name"]
+        have = target.tables[name]["columns"] if name in target.tables else {}
+        missing = {c: col for c, col in table.get("columns", {}).items() if c not in have}
+        if not missing:
+            continue
+        partial: TPartialTableSchema = {**table} if name not in target.tables else {"name": name}
+        partial["columns"] = missing
+        target.update_table(partial, normalize_identifiers=False)
+        added += [f"{name}.{c}" for c in missing]
+    if added:
+        pipeline.schemas.save_schema(target)
+        logger.warning("the warehouse has columns the local schema had lost (an aborted load "
+                       "package?); adopted them with their warehouse types: %s", ", ".join(added))
+    return added
 
 
 def _tables_written(pipeline: dlt.Pipeline, load_id: str) -> set[str]:

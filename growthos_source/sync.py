@@ -43,7 +43,8 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
 
     After a crash dlt's next `run()` only finishes the pending load packages and extracts
     nothing, so a scheduler would need two invocations; this loads the pending packages first,
-    then syncs. Deletes noticed during the run are applied after its load (see deletes.py).
+    then syncs. Columns an aborted package left in the warehouse are put back into the local
+    schema first (see `recovery.adopt_warehouse_columns`). Deletes noticed during the run are applied after its load (see deletes.py).
 
     With `backfill_windows=N` and a source *factory* (`lambda **kw: growthos(**kw)`), an event
     stream that is behind is first loaded in chunks of N windows, each chunk its own load with
@@ -55,10 +56,12 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
     fmt = loader_file_format or DEFAULT_FILE_FORMAT
     # Also removes rows that load jobs replayed after a crash inserted twice (see recovery.py).
     recovered = recovery.finish_pending(pipeline)
+    probe = source if isinstance(source, DltSource) else source()
+    recovery.adopt_warehouse_columns(pipeline, probe.schema.name)
     rows: dict[str, int] = {}
     if callable(source) and not isinstance(source, DltSource):
         factory = source
-        if backfill_windows and "events" in factory().selected_resources:
+        if backfill_windows and "events" in probe.selected_resources:
             _backfill_events(pipeline, factory, backfill_windows, fmt, rows, progress)
         source = factory()
     info = pipeline.run(source, loader_file_format=fmt, **run_kwargs)
