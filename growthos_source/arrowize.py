@@ -7,6 +7,11 @@ date-time fields become timestamps. Column types must stay stable across pages a
 cannot alter a parquet column's type), so the first type seen — or the type already in the
 schema — wins: integers fit a double column, anything fits a text column, and a value that does
 not fit goes to a variant column `<name>__v_<type>` (dlt's own convention): nothing is dropped.
+
+A batch is first converted by pyarrow itself (C++: the dicts become one struct array whose
+fields are split into columns), ~3x faster than flattening dicts in Python. pyarrow refuses a
+batch whose values change type within a field (a number here, a string there); such a batch
+takes the Python path, which sorts the values out column by column. Both give the same columns.
 """
 
 from __future__ import annotations
@@ -44,6 +49,18 @@ def flatten(row: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = 
     return out
 
 
+def _dig(row: Any, path: tuple[str, ...]) -> Any:
+    for k in path:
+        if not isinstance(row, dict):
+            return None
+        row = row.get(k)
+    return row
+
+
+def _json_list(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
 def _text(values: list[Any]) -> pa.Array:
     return pa.array([v if v is None or isinstance(v, str) else orjson.dumps(v).decode()
                      for v in values], pa.string())
@@ -68,6 +85,66 @@ class ArrowPages:
         return n
 
     def table(self, rows: list[dict[str, Any]]) -> pa.Table:
+        columns = self._arrow_columns(rows)
+        if columns is None:
+            columns = self._python_columns(rows)
+        schema = pa.schema([pa.field(n, a.type, nullable=n not in self._required)
+                            for n, a in columns.items()])
+        return pa.table(columns, schema=schema)
+
+    def _arrow_columns(self, rows: list[dict[str, Any]]) -> dict[str, pa.Array] | None:
+        """The columns of `rows` converted by pyarrow, or None if it cannot type them."""
+        try:
+            struct = pa.array(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+                OverflowError, TypeError):
+            return None  # a field changes type within the batch
+        if not pa.types.is_struct(struct.type):
+            return None
+        columns: dict[str, pa.Array] = {}
+        if not self._split(struct, "", (), rows, columns):
+            return None
+        return columns
+
+    def _split(self, struct: pa.StructArray, prefix: str, path: tuple[str, ...],
+               rows: list[dict[str, Any]], out: dict[str, pa.Array]) -> bool:
+        # StructArray.flatten() folds the parent's nulls into each child, as a missing object
+        # leaves its keys empty in the Python path.
+        for field, child in zip(struct.type, struct.flatten()):
+            key = prefix + ascii_key(field.name)
+            if pa.types.is_struct(child.type):
+                if not self._split(child, key + "__", (*path, field.name), rows, out):
+                    return False
+                continue
+            name = self._name(key)
+            if name in out:
+                return False  # `a__b` both as a key and as a path: let the Python path decide
+            if pa.types.is_null(child.type):
+                if name in self.types:
+                    arr, col = self._column(name, key, [None] * len(child))
+                    out[col] = arr
+                continue  # no type can be inferred yet; dlt drops such columns too
+            if pa.types.is_list(child.type) or pa.types.is_large_list(child.type):
+                values = [_json_list(_dig(r, (*path, field.name))) for r in rows]
+                arr, col = self._column(name, key, values)
+            else:
+                arr, col = self._fit(name, key, child)
+            out[col] = arr
+        return True
+
+    def _fit(self, name: str, key: str, arr: pa.Array) -> tuple[pa.Array, str]:
+        """Place a column pyarrow typed: cast where the column's type takes it, else variant."""
+        want = self._want(name, key)
+        if want == _TS and pa.types.is_string(arr.type):
+            try:
+                return arr.cast(_TS), name
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                pass  # not all ISO 8601: kept as text in a variant column
+        if arr.type not in _NAMES:
+            return self._column(name, key, arr.to_pylist())
+        return self._place(name, arr)
+
+    def _python_columns(self, rows: list[dict[str, Any]]) -> dict[str, pa.Array]:
         flat = [flatten(r) for r in rows]
         keys: dict[str, None] = {}
         for r in flat:
@@ -80,38 +157,43 @@ class ArrowPages:
                 continue  # no type can be inferred yet; dlt drops such columns too
             arr, col = self._column(name, key, values)
             columns[col] = arr
-        schema = pa.schema([pa.field(n, a.type, nullable=n not in self._required)
-                            for n, a in columns.items()])
-        return pa.table(columns, schema=schema)
+        return columns
 
     def _column(self, name: str, key: str, values: list[Any]) -> tuple[pa.Array, str]:
-        want = self.types.get(name)
-        if want is None and key in TIMESTAMP_FIELDS:
-            want = self.types[name] = _TS
+        """Type a column's Python values, then place them as `_fit` does."""
+        want = self._want(name, key)
+        if want is not None and all(v is None for v in values):
+            return pa.nulls(len(values), want), name
         if want == _TS:
             try:
                 return pa.array(values, pa.string()).cast(_TS), name
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 pass
-        elif want is not None:
-            try:
-                return pa.array(values, want), name
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                if want == pa.string():
-                    return _text(values), name
         try:
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            arr = _text(values)  # mixed types within the page
+            arr = _text(values)  # mixed types within the batch
         if arr.type not in _NAMES:
             arr = _text(values)
-        if want is None:
-            self.types[name] = arr.type
+        return self._place(name, arr)
+
+    def _want(self, name: str, key: str) -> pa.DataType | None:
+        want = self.types.get(name)
+        if want is None and key in TIMESTAMP_FIELDS:
+            want = self.types[name] = _TS
+        return want
+
+    def _place(self, name: str, arr: pa.Array) -> tuple[pa.Array, str]:
+        """`arr` (of one of the _NAMES types) into column `name` or, if the column's type
+        cannot hold its values exactly, into the variant column for its type. Never an unsafe
+        cast: pyarrow would silently truncate 2.5 into a BIGINT column as 2."""
+        want = self.types.setdefault(name, arr.type)
+        if arr.type == want:
             return arr, name
-        # Does not fit the column's type: a variant column keeps it (dlt's naming).
-        variant = f"{name}__v_{_NAMES[arr.type]}"
-        if self.types.setdefault(variant, arr.type) != arr.type:
-            arr = _text(values)
-            variant = f"{name}__v_text"
-            self.types.setdefault(variant, arr.type)
+        if want == pa.float64() and arr.type == pa.int64():
+            return arr.cast(want), name
+        if want == pa.string():
+            return _text(arr.to_pylist()), name  # anything fits a text column
+        variant = f"{name}__v_{_NAMES[arr.type]}"  # dlt's naming
+        self.types.setdefault(variant, arr.type)
         return arr, variant
