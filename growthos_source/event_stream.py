@@ -54,7 +54,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         start = parse_ts(low)
         newest = timeline.newest(client, ep.path) if end is None else None
     else:
-        bounds = timeline.history_bounds(client, ep.path)
+        bounds = timeline.history_bounds(client, ep.path, probes=ctx.workers)
         if bounds is None:
             return
         start, newest = bounds

@@ -117,7 +117,7 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     walks = [params]
     if ep.table == "_contacts_all" and ctx.workers > 1:
         walks = contact_windows(ctx.client, ep.path, params,
-                                ctx.workers * CONTACT_WINDOWS_PER_WORKER)
+                                ctx.workers * CONTACT_WINDOWS_PER_WORKER, probes=ctx.workers)
 
     def job(p: dict[str, Any]) -> Callable[[], Iterator[tuple[list[Row], Any]]]:
         return lambda: walk(ctx.client, ep.path, p, page_size=ctx.page_size)
@@ -381,7 +381,7 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
     elif ctx.start_date:
         start = parse_ts(ctx.start_date).date()
     else:
-        bounds = timeline.history_bounds(ctx.client, "/analytics/events")
+        bounds = timeline.history_bounds(ctx.client, "/analytics/events", probes=ctx.workers)
         if bounds is None:
             return
         start = bounds[0].date()

@@ -1,0 +1,63 @@
+"""Unit tests of timeline._earliest: where history starts, one probe at a time or several."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from growthos_source.timeline import DAY, _earliest
+
+END = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
+AGES = [dt.timedelta(hours=3), DAY, DAY * 1.5, DAY * 17.25, DAY * 730.6, DAY * 4096,
+        DAY * 365 * 49]
+
+
+class Records:
+    """'Is there a record before t' for records starting at `first`; counts probes and the
+    rounds in which they were asked concurrently."""
+
+    def __init__(self, first: dt.datetime) -> None:
+        self.first = first
+        self.probes = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
+        self._barrier: threading.Event = threading.Event()
+
+    def __call__(self, t: dt.datetime) -> bool:
+        with self._lock:
+            self.probes += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self._barrier.wait(0.005)  # long enough for the other probes of a round to start
+        with self._lock:
+            self.in_flight -= 1
+        return t > self.first
+
+
+@pytest.mark.parametrize("probes", [1, 4, 8])
+@pytest.mark.parametrize("age", AGES, ids=[str(a) for a in AGES])
+def test_finds_the_start_within_a_day(age: dt.timedelta, probes: int) -> None:
+    records = Records(END - age)
+    lo, found = _earliest(records, END, probes)
+    assert found
+    assert lo <= records.first <= lo + DAY
+    assert records.most_in_flight <= probes
+
+
+def test_several_probes_at_a_time_take_fewer_rounds() -> None:
+    serial, parallel = Records(END - DAY * 730.6), Records(END - DAY * 730.6)
+    _earliest(serial, END, 1)
+    _earliest(parallel, END, 8)
+    rounds = parallel.probes / 8
+    assert serial.probes >= 18 and rounds <= 6 < serial.probes
+    assert parallel.most_in_flight == 8
+
+
+@pytest.mark.parametrize("probes", [1, 8])
+def test_history_beyond_fifty_years_is_reported_not_searched_forever(probes: int) -> None:
+    records = Records(END - DAY * 365 * 200)
+    lo, found = _earliest(records, END, probes)
+    assert not found and lo <= END - DAY * 365 * 50 and records.probes < 40
