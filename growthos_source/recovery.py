@@ -76,8 +76,11 @@ def adopt_warehouse_columns(pipeline: dlt.Pipeline, schema_name: str) -> list[st
     """
     local = pipeline.schemas.get(schema_name)
     try:
-        # with no local schema, dlt lends the client a throwaway one
-        with pipeline.destination_client(schema_name if local else None) as client:  # type: ignore[arg-type]
+        # A client needs a schema; with none left locally, a blank one of the same name (what
+        # dlt's own restore from the destination does; dlt is pinned to 1.31.x).
+        client = (pipeline.destination_client(schema_name) if local is not None
+                  else pipeline._get_destination_clients(Schema(schema_name))[0])
+        with client:
             if not client.is_storage_initialized():
                 return []
             stored = client.get_stored_schema(schema_name)  # type: ignore[attr-defined]
