@@ -227,14 +227,15 @@ class RateLimiter:
         return wall
 
     def seconds_until_reset(self, headers: Mapping[str, str]) -> float | None:
-        """Seconds until the `X-RateLimit-Reset` of a response (None without the header, or
-        when it is not in the next MAX_RESET_WAIT seconds)."""
+        """Seconds until the `X-RateLimit-Reset` of a response: 0 when it has passed (a 429
+        counted at the very end of a window arrives after the next one began), None without
+        the header or when it is more than MAX_RESET_WAIT seconds away."""
         lowered = {k.lower(): v for k, v in headers.items()}
         reset = _number(lowered, "x-ratelimit-reset")
         if reset is None:
             return None
         wait = reset - self._server_now(lowered.get("date"))
-        return wait if 0 <= wait <= MAX_RESET_WAIT else None
+        return max(0.0, wait) if wait <= MAX_RESET_WAIT else None
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (after a 429) and count the 429."""
