@@ -572,11 +572,10 @@ def test_rate_limiter_default_paces_at_98_percent_of_the_limit() -> None:
     assert max(Counter(int(t) for t in sent).values()) <= 98
 
 
-def test_a_429_whose_window_already_reset_holds_no_one_else() -> None:
-    """The API counts a request when it processes it: a 429 for the last instant of a window
-    arrives after the next window began. Holding every thread for the Retry-After (a whole
-    second) then cost ~90 requests of a Scale key for nothing."""
-    clock = FakeClock(start=1_000_001.02)
+def rejected_once_at(now: float) -> RateLimiter:
+    """A request answered 429 (window ending at 1,000,001, Retry-After 1) at `now`, then 200:
+    the rejected request waits its whole Retry-After; returns the limiter for the others."""
+    clock = FakeClock(start=now)
     limiter = RateLimiter(clock=clock, wall_clock=clock, sleep=clock.sleep)
     handler, seen = sequence(
         httpx.Response(429, headers={"Retry-After": "1", "X-RateLimit-Limit": "100",
@@ -585,23 +584,21 @@ def test_a_429_whose_window_already_reset_holds_no_one_else() -> None:
                        json=envelope("rate_limited")), OK)
     client, sleeps = make_client(handler, rate_limiter=limiter)
     assert client.request("GET", "/contacts")["data"] == []
-    assert len(seen) == 2 and sleeps == [1.0]  # the rejected request still waits Retry-After
+    assert len(seen) == 2 and sleeps == [1.0]
     assert limiter.stats().pauses == 1
-    assert limiter._blocked_until <= 1_000_001.02  # the others go on at once
+    return limiter
 
 
 def test_a_429_holds_everyone_until_the_window_resets_and_its_request_for_retry_after() -> None:
     """Retry-After is whole seconds; the quota window may reset sooner. Other threads wait for
     the reset, the rejected request for the full Retry-After."""
-    clock = FakeClock(start=1_000_000.4)
-    limiter = RateLimiter(clock=clock, wall_clock=clock, sleep=clock.sleep)
-    handler, seen = sequence(
-        httpx.Response(429, headers={"Retry-After": "1", "X-RateLimit-Limit": "100",
-                                     "X-RateLimit-Remaining": "0",
-                                     "X-RateLimit-Reset": "1000001"},
-                       json=envelope("rate_limited")), OK)
-    client, sleeps = make_client(handler, rate_limiter=limiter)
-    assert client.request("GET", "/contacts")["data"] == []
-    assert len(seen) == 2 and sleeps == [1.0]  # the rejected request: the whole Retry-After
-    assert limiter.stats().pauses == 1
+    limiter = rejected_once_at(1_000_000.4)
     assert limiter._blocked_until == pytest.approx(1_000_001.0)  # others: until the reset
+
+
+def test_a_429_whose_window_already_reset_holds_no_one_else() -> None:
+    """The API counts a request when it processes it: a 429 for the last instant of a window
+    arrives after the next window began. Holding every thread for the Retry-After (a whole
+    second) then cost ~90 requests of a Scale key for nothing."""
+    limiter = rejected_once_at(1_000_001.02)
+    assert limiter._blocked_until <= 1_000_001.02  # the others go on at once
