@@ -25,6 +25,7 @@ import os
 from typing import Any
 
 import dlt
+from dlt.common.destination.client import WithStateSync
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TPartialTableSchema
@@ -81,9 +82,9 @@ def adopt_warehouse_columns(pipeline: dlt.Pipeline, schema_name: str) -> list[st
         client = (pipeline.destination_client(schema_name) if local is not None
                   else pipeline._get_destination_clients(Schema(schema_name))[0])
         with client:
-            if not client.is_storage_initialized():
-                return []
-            stored = client.get_stored_schema(schema_name)  # type: ignore[attr-defined]
+            if not isinstance(client, WithStateSync) or not client.is_storage_initialized():
+                return []  # a destination that stores no schema has nothing to restore
+            stored = client.get_stored_schema(schema_name)
     except DestinationUndefinedEntity:
         return []  # no dataset or no version table yet: nothing was ever loaded
     if stored is None:

@@ -88,3 +88,10 @@ def test_is_a_no_op_on_a_healthy_or_empty_pipeline(tmp_path: Path) -> None:
     version = p.default_schema.version_hash
     assert recovery.adopt_warehouse_columns(p, "growthos") == []
     assert p.default_schema.version_hash == version
+
+
+def test_is_a_no_op_where_the_destination_keeps_no_schema(tmp_path: Path) -> None:
+    """dlt's `dummy` destination stores no schema versions: nothing to read back, no error."""
+    p = dlt.pipeline("growthos_schema_dummy", pipelines_dir=str(tmp_path / "pipelines"),
+                     destination="dummy", dataset_name="growthos")
+    assert recovery.adopt_warehouse_columns(p, "growthos") == []
