@@ -61,6 +61,15 @@ def _json_list(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _timestamps(values: pa.Array | list[Any]) -> pa.Array | None:
+    """ISO 8601 strings as timestamps; None if not all are (they then go to a variant column)."""
+    try:
+        strings = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+        return strings.cast(_TS)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
 def _text(values: list[Any]) -> pa.Array:
     return pa.array([v if v is None or isinstance(v, str) else orjson.dumps(v).decode()
                      for v in values], pa.string())
@@ -136,10 +145,9 @@ class ArrowPages:
         """Place a column pyarrow typed: cast where the column's type takes it, else variant."""
         want = self._want(name, key)
         if want == _TS and pa.types.is_string(arr.type):
-            try:
-                return arr.cast(_TS), name
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                pass  # not all ISO 8601: kept as text in a variant column
+            ts = _timestamps(arr)
+            if ts is not None:
+                return ts, name
         if arr.type not in _NAMES:
             return self._column(name, key, arr.to_pylist())
         return self._place(name, arr)
@@ -165,10 +173,9 @@ class ArrowPages:
         if want is not None and all(v is None for v in values):
             return pa.nulls(len(values), want), name
         if want == _TS:
-            try:
-                return pa.array(values, pa.string()).cast(_TS), name
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                pass
+            ts = _timestamps(values)
+            if ts is not None:
+                return ts, name
         try:
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):

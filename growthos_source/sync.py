@@ -83,15 +83,14 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     fmt = loader_file_format or DEFAULT_FILE_FORMAT
     # Also removes rows that load jobs replayed after a crash inserted twice (see recovery.py).
     recovered = recovery.finish_pending(pipeline)
-    probe = source if isinstance(source, DltSource) else source()
-    recovery.adopt_warehouse_columns(pipeline, probe.schema.name)
+    run_source = source if isinstance(source, DltSource) else source()
+    recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
     rows: dict[str, int] = {}
-    if callable(source) and not isinstance(source, DltSource):
-        factory = source
-        if backfill_windows and "events" in probe.selected_resources:
-            _backfill_events(pipeline, factory, backfill_windows, fmt, rows, progress)
-        source = factory()
-    info = pipeline.run(source, loader_file_format=fmt, **run_kwargs)
+    if (not isinstance(source, DltSource) and backfill_windows
+            and "events" in run_source.selected_resources):
+        _backfill_events(pipeline, source, backfill_windows, fmt, rows, progress)
+        run_source = source()  # a fresh source after the backfill's runs
+    info = pipeline.run(run_source, loader_file_format=fmt, **run_kwargs)
     for t, n in _rows(pipeline).items():
         rows[t] = rows.get(t, 0) + n
     applied = deletes.apply(pipeline)
