@@ -8,10 +8,14 @@ cannot alter a parquet column's type), so the first type seen — or the type al
 schema — wins: integers fit a double column, anything fits a text column, and a value that does
 not fit goes to a variant column `<name>__v_<type>` (dlt's own convention): nothing is dropped.
 
-A batch is first converted by pyarrow itself (C++: the dicts become one struct array whose
-fields are split into columns), ~3x faster than flattening dicts in Python. pyarrow refuses a
-batch whose values change type within a field (a number here, a string there); such a batch
-takes the Python path, which sorts the values out column by column. Both give the same columns.
+A batch is converted by pyarrow, in C++, into one struct array whose fields are split into
+columns. When the pages' response bodies came along (walks.PageRows), pyarrow's JSON reader
+parses them again: it runs outside the GIL on its own threads, so the walks and dlt keep the
+interpreter meanwhile (the dicts are still parsed once for cursors and checks). Otherwise
+pyarrow types the dicts (`pa.array`, ~3x faster than flattening them in Python, but holding
+the GIL). Either refuses a batch whose values change type within a field (a number here, a
+string there); such a batch takes the Python path, which sorts the values out column by
+column. All three give the same columns.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from .keys import ascii_key
 
@@ -31,6 +37,13 @@ _DLT_TYPES: dict[str, pa.DataType] = {"text": pa.string(), "bigint": pa.int64(),
                                       "timestamp": _TS, "json": pa.string()}
 _NAMES = {pa.string(): "text", pa.int64(): "bigint", pa.float64(): "double", pa.bool_(): "bool",
           _TS: "timestamp"}
+# The scalar types `pa.array` gives JSON values; the JSON reader may also infer timestamps from
+# strings, and a batch where it did takes the `pa.array` path, so strings stay strings.
+_PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.null())
+# JSON strings cannot hold raw control characters, so a CR or LF byte in a body is whitespace;
+# one body per line is what the JSON reader needs.
+_TO_SPACE = bytes.maketrans(b"\r\n", b"  ")
+_MIN_BLOCK = 1 << 20
 
 
 def flatten(row: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None
@@ -75,6 +88,65 @@ def _text(values: list[Any]) -> pa.Array:
                      for v in values], pa.string())
 
 
+class Batch:
+    """Rows collected for one arrow table, with the response bodies of the pages they came
+    from when every page brought its body (the rows must be some of the page's `data`, the
+    same objects, in order; a mask records which)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.bodies: list[bytes] | None = []
+        self.mask: list[bool] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, rows: list[dict[str, Any]], body: bytes | None = None,
+            data: list[dict[str, Any]] | None = None) -> None:
+        if not rows:
+            return
+        self.rows.extend(rows)
+        if self.bodies is None:
+            return
+        kept = {id(r) for r in rows}
+        mask = [id(r) in kept for r in data] if body is not None and data is not None else []
+        if len(rows) != mask.count(True) or any(
+                a is not b for a, b in zip((r for r, m in zip(data or [], mask) if m), rows)):
+            self.bodies = None  # not the page's rows: type the dicts instead
+            return
+        self.bodies.append(body)  # type: ignore[arg-type]  # not None when mask is not empty
+        self.mask.extend(mask)
+
+
+def _plain(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        return all(_plain(f.type) for f in t)
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or t in _PLAIN
+
+
+def _read_bodies(bodies: list[bytes], mask: list[bool], n: int) -> pa.StructArray | None:
+    """The rows of the pages' `data` arrays chosen by `mask`, parsed by pyarrow's JSON reader
+    (outside the GIL); None if it cannot, or types a value otherwise than `pa.array` would."""
+    lines = [b.translate(_TO_SPACE) if b"\n" in b or b"\r" in b else b for b in bodies]
+    block = max(_MIN_BLOCK, max(map(len, lines)) + 1)  # a page must fit in one block
+    try:
+        table = pa_json.read_json(pa.BufferReader(b"\n".join(lines)),
+                                  read_options=pa_json.ReadOptions(block_size=block))
+        if table.num_rows != len(lines) or "data" not in table.column_names:
+            return None
+        data = table.column("data").combine_chunks()
+        if not pa.types.is_list(data.type) or not pa.types.is_struct(data.type.value_type):
+            return None
+        struct = data.flatten()
+        if len(struct) != len(mask):
+            return None
+        if not all(mask):
+            struct = struct.filter(pa.array(mask, pa.bool_()))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None  # a field changes type, or the body is not what orjson read
+    return struct if len(struct) == n and _plain(struct.type) else None
+
+
 class ArrowPages:
     """Converts pages to arrow tables, keeping each column's type stable."""
 
@@ -93,8 +165,17 @@ class ArrowPages:
             n = self._names[key] = self._normalize(key)
         return n
 
-    def table(self, rows: list[dict[str, Any]]) -> pa.Table:
-        columns = self._arrow_columns(rows)
+    def table(self, rows: list[dict[str, Any]] | Batch) -> pa.Table:
+        """`rows` (or a Batch of them) as an arrow table; see the module docstring."""
+        columns = None
+        if isinstance(rows, Batch):
+            if rows.bodies:
+                struct = _read_bodies(rows.bodies, rows.mask, len(rows.rows))
+                if struct is not None:
+                    columns = self._struct_columns(struct, rows.rows)
+            rows = rows.rows
+        if columns is None:
+            columns = self._arrow_columns(rows)
         if columns is None:
             columns = self._python_columns(rows)
         schema = pa.schema([pa.field(n, a.type, nullable=n not in self._required)
@@ -110,6 +191,10 @@ class ArrowPages:
             return None  # a field changes type within the batch
         if not pa.types.is_struct(struct.type):
             return None
+        return self._struct_columns(struct, rows)
+
+    def _struct_columns(self, struct: pa.StructArray, rows: list[dict[str, Any]]
+                        ) -> dict[str, pa.Array] | None:
         columns: dict[str, pa.Array] = {}
         if not self._split(struct, "", (), rows, columns):
             return None
@@ -134,7 +219,9 @@ class ArrowPages:
                     out[col] = arr
                 continue  # no type can be inferred yet; dlt drops such columns too
             if pa.types.is_list(child.type) or pa.types.is_large_list(child.type):
-                values = [_json_list(_dig(r, (*path, field.name))) for r in rows]
+                values: list[Any] = [None] * len(child)
+                for i in pc.indices_nonzero(child.is_valid()).to_pylist():  # lists are rare
+                    values[i] = _json_list(_dig(rows[i], (*path, field.name)))
                 arr, col = self._column(name, key, values)
             else:
                 arr, col = self._fit(name, key, child)

@@ -44,6 +44,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 MAX_RETRY_AFTER = 300.0  # a longer Retry-After means "come back later", not "retry now"
 MAX_EMPTY_PAGES = 50
+MAX_CONNECTIONS = 16
 _SECRET_PARAM_WORDS = ("key", "token", "secret", "password", "auth")
 
 
@@ -86,11 +87,13 @@ def classify(
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a list endpoint: its rows, other top-level fields, and its request id."""
+    """One page of a list endpoint: its rows, other top-level fields, its request id, and the
+    response body as received (arrowize.py can parse it again outside the GIL)."""
 
     data: list[dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
+    body: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,8 @@ class GrowthOSClient:
             transport=transport,
             follow_redirects=False,
             timeout=self._timeout,
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
+                                max_keepalive_connections=MAX_CONNECTIONS),
             headers={"User-Agent": user_agent, "Accept": "application/json"},
         )
 
@@ -273,6 +277,11 @@ class GrowthOSClient:
         would send them as empty strings, which the API rejects). ``idempotent`` defaults by
         method; pass True for read-only POSTs such as /analytics/query so they are retried.
         """
+        return self._call(method, path, params, json, idempotent)[0]
+
+    def _call(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
+              idempotent: bool | None) -> tuple[dict[str, Any], bytes]:
+        """`request`, also returning the response body it decoded."""
         method = method.upper()
         url, rel = self._url_for(path)
         where = f"{method} {rel}"
@@ -306,7 +315,7 @@ class GrowthOSClient:
             logger.debug("%s params=%s -> %s (attempt %d)", where, self._safe_params(query),
                          status if problem is None else reason, attempt)
             if verdict is Verdict.OK and problem is None and response is not None:
-                return self._as_object(body, response, where)
+                return self._as_object(body, response, where), response.content
             if response is not None and problem is None:
                 last = self._error_for(response, rel, method, attempt)
             else:
@@ -418,7 +427,7 @@ class GrowthOSClient:
         used: set[str] = {query["cursor"]} if isinstance(query.get("cursor"), str) else set()
         empty_streak = 0
         while True:
-            body = self.request("GET", path, params=query)
+            body, content = self._call("GET", path, query, None, None)
             data = body.get("data")
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                 raise MalformedResponseError(
@@ -434,7 +443,7 @@ class GrowthOSClient:
                     request_id=rid)
             extra = {k: v for k, v in body.items()
                      if k not in ("data", "has_more", "next_cursor", "request_id")}
-            yield Page(data=data, extra=extra, request_id=rid)
+            yield Page(data=data, extra=extra, request_id=rid, body=content)
             if not has_more or not cursor:
                 if has_more:
                     logger.warning("GET %s: has_more is true but next_cursor is empty; stopping",

@@ -15,7 +15,7 @@ from typing import Any
 import dlt
 
 from . import rejects, timeline
-from .arrowize import ArrowPages
+from .arrowize import ArrowPages, Batch
 from .endpoints import Endpoint
 from .fanout import DONE, fan_out
 from .incremental import Cursor, iso_z, parse_ts
@@ -86,15 +86,16 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         jobs = [(i, splitter.job(a, b, b or top)) for i, (a, b) in enumerate(wins)]
         pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more)
                  if rows is not DONE)
-    batch: list[Row] = []
+    batch = Batch()
     for rows in pages:
+        body, data = getattr(rows, "body", None), getattr(rows, "data", None)  # walks.PageRows
         rows, bad = rejects.check(ep, rows, ctx.run_started, rename_keys=False)
         if bad:
             yield rejects.hinted(bad)
-        batch.extend(cur.filter(rows))
+        batch.add(cur.filter(rows), body, data)
         if len(batch) >= EVENTS_BATCH_ROWS:
             yield arrow.table(batch)
-            batch = []
+            batch = Batch()
     if batch:
         yield arrow.table(batch)
     splits = splitter.splits if splitter is not None else feed.splits if feed is not None else 0

@@ -214,7 +214,8 @@ class EventFeed:
                     if packed is None:  # encode outside the lock, then look again
                         self._cond.release()
                         try:
-                            packed = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+                            # only the rows: the page's body would double what is held
+                            packed = pickle.dumps(list(rows), protocol=pickle.HIGHEST_PROTOCOL)
                         finally:
                             self._cond.acquire()
                         continue

@@ -1,17 +1,19 @@
 """Unit tests of arrowize.py: pages of event dicts -> arrow tables.
 
-A batch is converted by pyarrow when it can type it, by Python otherwise; both must give the
-same columns, types and values, and column types must stay stable from batch to batch.
+A batch is converted by pyarrow's JSON reader when the page bodies came along, by pyarrow from
+the dicts when they did not, by Python when pyarrow cannot type it; all must give the same
+columns, types and values, and column types must stay stable from batch to batch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pytest
 
-from growthos_source.arrowize import ArrowPages
+from growthos_source.arrowize import ArrowPages, Batch, _read_bodies
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -53,10 +55,62 @@ def python_table(pages: ArrowPages, rows: list[dict[str, Any]]) -> dict[str, Any
     return {n: (str(a.type), a.to_pylist()) for n, a in cols.items()}
 
 
+def page(rows: list[dict[str, Any]], **dumps: Any) -> tuple[bytes, list[dict[str, Any]]]:
+    """A page body as the API sends it, and its rows as the client parsed them."""
+    body = orjson.dumps({"data": rows, "has_more": False, "next_cursor": None}, **dumps)
+    return body, orjson.loads(body)["data"]
+
+
+def batch_of(*pages: tuple[bytes, list[dict[str, Any]]], keep: Any = None) -> Batch:
+    b = Batch()
+    for body, data in pages:
+        b.add([r for r in data if keep is None or keep(r)], body, data)
+    return b
+
+
 @pytest.mark.parametrize("case", sorted(BATCHES))
-def test_pyarrow_and_python_paths_agree(case: str) -> None:
+def test_json_reader_pyarrow_and_python_paths_agree(case: str) -> None:
     rows = BATCHES[case]
-    assert as_dict(ArrowPages().table(rows)) == python_table(ArrowPages(), rows)
+    expected = python_table(ArrowPages(), rows)
+    assert as_dict(ArrowPages().table(rows)) == expected
+    assert as_dict(ArrowPages().table(batch_of(page(rows)))) == expected
+    # pretty-printed bodies (newlines inside) and one page per row read the same
+    split = batch_of(*(page([r], option=orjson.OPT_INDENT_2) for r in rows))
+    assert as_dict(ArrowPages().table(split)) == expected
+
+
+def test_the_json_reader_is_used_and_takes_only_the_kept_rows() -> None:
+    first, second = page(BATCHES["nested, missing and null objects"]), page(
+        BATCHES["non-ASCII keys and scalar types"])
+    b = batch_of(first, second, keep=lambda r: r["id"] != "e2")
+    assert b.bodies is not None and len(b.mask) == 6 and b.mask.count(True) == 4
+    struct = _read_bodies(b.bodies, b.mask, len(b))
+    assert struct is not None  # the JSON reader's path, not a fallback
+    assert struct.field("id").to_pylist() == ["e1", "e3", "e4", "e1"]
+    kept = [r for r in BATCHES["nested, missing and null objects"]
+            + BATCHES["non-ASCII keys and scalar types"] if r["id"] != "e2"]
+    assert as_dict(ArrowPages().table(b)) == python_table(ArrowPages(), kept)
+
+
+def test_the_json_reader_path_steps_aside_when_it_would_type_differently() -> None:
+    # it infers timestamps from some strings, which pa.array keeps as text
+    rows = [{"id": "e1", "properties": {"when": "2026-02-20T14:22:00"}}]
+    b = batch_of(page(rows))
+    assert b.bodies and _read_bodies(b.bodies, b.mask, len(b)) is None
+    assert as_dict(ArrowPages().table(b))["properties__when"] == (
+        "string", ["2026-02-20T14:22:00"])
+
+
+def test_rows_that_are_not_the_pages_own_take_the_dicts_path() -> None:
+    body, data = page([{"id": "e1", "n": 1}])
+    b = Batch()
+    b.add([{"id": "e1", "n": 1}], body, data)  # equal, but not the page's objects
+    assert b.bodies is None
+    b2 = Batch()
+    b2.add(data, None, None)  # no body (read ahead, pickled)
+    assert b2.bodies is None
+    assert as_dict(ArrowPages().table(b)) == as_dict(ArrowPages().table(b2)) == {
+        "id": ("string", ["e1"]), "n": ("int64", [1])}
 
 
 def test_columns_are_flat_typed_and_keep_every_value() -> None:
