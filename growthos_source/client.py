@@ -21,6 +21,7 @@ from typing import Any, Self
 import httpx
 import orjson
 
+from .concurrency import ConcurrencyLimit
 from .errors import (
     API_KEY_HINT,
     ApiError,
@@ -209,6 +210,8 @@ class GrowthOSClient:
         self._sleep = sleep
         self._timeout = httpx.Timeout(timeout)
         self._limiter = rate_limiter or RateLimiter(max_requests_per_second, sleep=sleep)
+        # How many walks should run at once (concurrency.py); fanout.py asks.
+        self.concurrency = ConcurrencyLimit(MAX_CONNECTIONS)
         self._lock = threading.Lock()
         self._sent = 0
         self._retries = 0
@@ -235,6 +238,10 @@ class GrowthOSClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+
+    def concurrency_limit(self) -> int:
+        """How many walks should advance at once, learnt from latencies (concurrency.py)."""
+        return self.concurrency.limit
 
     @property
     def stats(self) -> ClientStats:
@@ -300,8 +307,11 @@ class GrowthOSClient:
             body: Any = None
             reason = ""
             try:
+                started = time.perf_counter()
                 response = self._http.request(method, url, params=query, json=json,
                                               headers=headers, timeout=self._timeout)
+                if 200 <= response.status_code < 300:
+                    self.concurrency.observe(time.perf_counter() - started)
                 body = self._decode(response)
             except (httpx.RequestError, _BodyNotJSON) as exc:
                 problem, reason = exc, redact(str(exc) or type(exc).__name__, (self._key.value,))

@@ -84,7 +84,8 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         # Workers left without a window take half of the longest running walk (splitting.py).
         splitter = Splitter(walk, min_rows=SPLIT_MIN_PAGES * ctx.page_size)
         jobs = [(i, splitter.job(a, b, b or top)) for i, (a, b) in enumerate(wins)]
-        pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more)
+        pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more,
+                                              limit=client.concurrency_limit)
                  if rows is not DONE)
     batch = Batch()
     for rows in pages:

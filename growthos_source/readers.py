@@ -122,7 +122,8 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     def job(p: dict[str, Any]) -> Callable[[], Iterator[tuple[list[Row], Any]]]:
         return lambda: walk(ctx.client, ep.path, p, page_size=ctx.page_size)
 
-    for _, item in fan_out([(i, job(p)) for i, p in enumerate(walks)], ctx.workers):
+    for _, item in fan_out([(i, job(p)) for i, p in enumerate(walks)], ctx.workers,
+                           limit=ctx.client.concurrency_limit):
         if item is DONE:
             continue
         # Adjacent windows overlap by a second (the filters' edges are not documented as
@@ -251,7 +252,7 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             if ep.cursor:
                 marks[pid] = Cursor(cursors, pid, ep.cursor, ctx.start_date, ctx.end_date)
             jobs.append((pid, job(parent)))
-        for job_key, rows in fan_out(jobs, ctx.workers):
+        for job_key, rows in fan_out(jobs, ctx.workers, limit=ctx.client.concurrency_limit):
             key = str(job_key)
             if rows is DONE:
                 if key in marks:
@@ -293,7 +294,8 @@ def child_object(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Ro
             return run
 
         out = [obj for _, obj in fan_out([(p["id"], job(p)) for p in parents
-                                           if p.get("id") is not None], ctx.workers)
+                                           if p.get("id") is not None], ctx.workers,
+                                   limit=ctx.client.concurrency_limit)
                if obj is not DONE]
         yield from _checked(ctx, ep, out)
 
@@ -332,7 +334,8 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
         if "held" not in held:
             held["held"] = _held(ep.table, cur.field)
         changed = [c for c in valid if cur.accept(c) or _moved(cur, c, held["held"])]
-        out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.workers)
+        out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.workers,
+                                       limit=ctx.client.concurrency_limit)
                if p is not DONE]
         last = tally.page()
         yield from _checked(ctx, ep, out, "")
