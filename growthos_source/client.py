@@ -34,6 +34,7 @@ from .errors import (
     redact,
 )
 from .pacing import RateLimiter, parse_retry_after
+from .sending import Sender
 
 __all__ = ["ClientStats", "GrowthOSClient", "Page", "Verdict", "classify", "quote_path_segment"]
 
@@ -217,14 +218,8 @@ class GrowthOSClient:
         self._retries = 0
         self._retry_wait = 0.0
         self._throttled = 0
-        self._http = httpx.Client(
-            transport=transport,
-            follow_redirects=False,
-            timeout=self._timeout,
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
-                                max_keepalive_connections=MAX_CONNECTIONS),
-            headers={"User-Agent": user_agent, "Accept": "application/json"},
-        )
+        self._http = Sender({"User-Agent": user_agent, "Accept": "application/json"},
+                            self._timeout, MAX_CONNECTIONS, transport)
 
     def __repr__(self) -> str:
         return f"GrowthOSClient(base_url={self.base_url!r})"
@@ -308,8 +303,7 @@ class GrowthOSClient:
             reason = ""
             try:
                 started = time.perf_counter()
-                response = self._http.request(method, url, params=query, json=json,
-                                              headers=headers, timeout=self._timeout)
+                response = self._http.send(method, url, query, json, headers)
                 if 200 <= response.status_code < 300:
                     self.concurrency.observe(time.perf_counter() - started)
                 body = self._decode(response)

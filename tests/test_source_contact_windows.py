@@ -22,12 +22,12 @@ def test_windows_cover_every_contact_once_at_little_extra_cost(
         make_sim, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     sim = make_sim(contacts=3000, events=100, latency_ms=2)
     wh = Warehouse(tmp_path, sim)
-    caplog.set_level("INFO", logger="httpx")
+    caplog.set_level("DEBUG", logger="growthos_source")  # one line per request sent
     before = _requests(sim)
     wh.sync(resources=("contacts",), workers=4)
     used = _requests(sim) - before
-    urls = [r.getMessage() for r in caplog.records if "/v1/contacts?" in r.getMessage()]
-    windowed = [u for u in urls if "created_after=" in u]
+    urls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("GET /contacts ")]
+    windowed = [u for u in urls if "'created_after':" in u]
     assert len(windowed) >= 10  # 4 workers x 4 windows, all but the first with a lower bound
     assert_equals_truth(wh, "contacts")
     dupes = wh.query("SELECT COUNT(*) - COUNT(DISTINCT id) FROM {ds}.contacts")[0][0]
