@@ -44,6 +44,9 @@ _PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.null())
 # one body per line is what the JSON reader needs.
 _TO_SPACE = bytes.maketrans(b"\r\n", b"  ")
 _MIN_BLOCK = 1 << 20
+# The JSON reader's buffers come from the C library's allocator: pyarrow's default (mimalloc)
+# keeps what its reader threads freed, which added ~100 MB to the peak of every backfill.
+_POOL = pa.system_memory_pool()
 
 
 def flatten(row: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None
@@ -131,17 +134,18 @@ def _read_bodies(bodies: list[bytes], mask: list[bool], n: int) -> pa.StructArra
     block = max(_MIN_BLOCK, max(map(len, lines)) + 1)  # a page must fit in one block
     try:
         table = pa_json.read_json(pa.BufferReader(b"\n".join(lines)),
-                                  read_options=pa_json.ReadOptions(block_size=block))
+                                  read_options=pa_json.ReadOptions(block_size=block),
+                                  memory_pool=_POOL)
         if table.num_rows != len(lines) or "data" not in table.column_names:
             return None
-        data = table.column("data").combine_chunks()
+        data = table.column("data").combine_chunks(memory_pool=_POOL)
         if not pa.types.is_list(data.type) or not pa.types.is_struct(data.type.value_type):
             return None
         struct = data.flatten()
         if len(struct) != len(mask):
             return None
         if not all(mask):
-            struct = struct.filter(pa.array(mask, pa.bool_()))
+            struct = pc.filter(struct, pa.array(mask, pa.bool_()), memory_pool=_POOL)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None  # a field changes type, or the body is not what orjson read
     return struct if len(struct) == n and _plain(struct.type) else None
