@@ -61,3 +61,22 @@ def test_history_beyond_fifty_years_is_reported_not_searched_forever(probes: int
     records = Records(END - DAY * 365 * 200)
     lo, found = _earliest(records, END, probes)
     assert not found and lo <= END - DAY * 365 * 50 and records.probes < 40
+
+
+def test_one_run_joins_adjacent_windows_into_at_most_workers_walks() -> None:
+    import datetime as dt
+    import itertools
+
+    from growthos_source.event_stream import merge_windows
+
+    day = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    wins: list[tuple[dt.datetime, dt.datetime | None]] = [
+        (day + dt.timedelta(days=7 * i), day + dt.timedelta(days=7 * (i + 1))) for i in range(10)]
+    wins.append((day + dt.timedelta(days=70), None))  # open-ended: catches new events
+    walks = merge_windows(wins, 4)
+    assert len(walks) == 4
+    assert walks[0][0] == wins[0][0] and walks[-1][1] is None  # same span, still open-ended
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(walks))  # adjacent, no gap, no overlap
+    assert [sum(1 for w in wins if a <= w[0] and (b is None or w[0] < b)) for a, b in walks] == [
+        3, 3, 3, 2]
+    assert merge_windows(wins, 16) == wins  # fewer windows than workers: unchanged
