@@ -111,13 +111,16 @@ class Batch:
         self.rows.extend(rows)
         if self.bodies is None:
             return
-        kept = {id(r) for r in rows}
-        mask = [id(r) in kept for r in data] if body is not None and data is not None else []
-        if len(rows) != mask.count(True) or any(
-                a is not b for a, b in zip((r for r, m in zip(data or [], mask) if m), rows)):
-            self.bodies = None  # not the page's rows: type the dicts instead
+        if body is None or data is None:
+            self.bodies = None  # no body (e.g. read ahead and pickled): type the dicts instead
             return
-        self.bodies.append(body)  # type: ignore[arg-type]  # not None when mask is not empty
+        kept = {id(r) for r in rows}
+        mask = [id(r) in kept for r in data]
+        chosen = [r for r, m in zip(data, mask) if m]
+        if len(chosen) != len(rows) or any(a is not b for a, b in zip(chosen, rows)):
+            self.bodies = None  # not the page's own rows in its order: type the dicts instead
+            return
+        self.bodies.append(body)
         self.mask.extend(mask)
 
 

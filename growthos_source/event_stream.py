@@ -34,25 +34,6 @@ EVENTS_BATCH_ROWS = 10_000
 
 
 
-def merge_windows(wins: list[tuple[dt.datetime, dt.datetime | None]], n: int
-                  ) -> list[tuple[dt.datetime, dt.datetime | None]]:
-    """Adjacent windows joined into at most `n` walks of about as many windows each.
-
-    Every walk ends with a partial page: two years of 7-day windows cost ~100 extra requests
-    (5% of an unthrottled 200,000-event run). Within one run nothing needs the windows apart,
-    and idle workers split the longest walk anyway (splitting.py), so uneven walks even out.
-    """
-    if n <= 0 or len(wins) <= n:
-        return list(wins)
-    size, extra = divmod(len(wins), n)
-    out, i = [], 0
-    for k in range(n):
-        j = i + size + (1 if k < extra else 0)
-        out.append((wins[i][0], wins[j - 1][1]))
-        i = j
-    return out
-
-
 def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     """The event stream by time window, several windows at once, newest first in each.
 
@@ -103,7 +84,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         # Workers left without a window take half of the longest running walk (splitting.py).
         splitter = Splitter(walk, min_rows=SPLIT_MIN_PAGES * ctx.page_size)
         jobs = [(i, splitter.job(a, b, b or top))
-                for i, (a, b) in enumerate(merge_windows(wins, ctx.workers))]
+                for i, (a, b) in enumerate(timeline.merge_windows(wins, ctx.workers))]
         pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more,
                                               limit=client.concurrency_limit)
                  if rows is not DONE)

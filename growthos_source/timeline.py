@@ -122,6 +122,25 @@ def windows(start: dt.datetime, end: dt.datetime | None, size: dt.timedelta,
     return out
 
 
+def merge_windows(wins: list[tuple[dt.datetime, dt.datetime | None]], n: int
+                  ) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """Adjacent windows joined into at most `n` walks of about as many windows each.
+
+    Every walk ends with a partial page: two years of 7-day windows cost ~100 extra requests
+    (5% of an unthrottled 200,000-event run). Within one run nothing needs the windows apart,
+    and idle workers split the longest walk anyway (splitting.py), so uneven walks even out.
+    """
+    if n <= 0 or len(wins) <= n:
+        return list(wins)
+    size, extra = divmod(len(wins), n)
+    out, i = [], 0
+    for k in range(n):
+        j = i + size + (1 if k < extra else 0)
+        out.append((wins[i][0], wins[j - 1][1]))
+        i = j
+    return out
+
+
 def _any_created_before(client: GrowthOSClient, path: str, base: dict[str, Any],
                         before: dt.datetime) -> bool:
     body = client.request("GET", path, params={**base, "created_before": iso_z(before),

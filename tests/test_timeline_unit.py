@@ -67,7 +67,7 @@ def test_one_run_joins_adjacent_windows_into_at_most_workers_walks() -> None:
     import datetime as dt
     import itertools
 
-    from growthos_source.event_stream import merge_windows
+    from growthos_source.timeline import merge_windows
 
     day = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     wins: list[tuple[dt.datetime, dt.datetime | None]] = [
