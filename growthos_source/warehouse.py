@@ -38,6 +38,11 @@ def duckdb_destination(database: str | None = None, *,
     # An instance, not a dict: with a dict dlt still resolves `destination.duckdb.credentials`
     # from the providers and rejects the plain string .dlt/config.toml holds.
     credentials = DuckDbCredentials(database or configured_database())
+    # Tables have no inherent order and every load job is one INSERT ... SELECT from a parquet
+    # file: letting DuckDB insert row groups out of order made loading 200,000 events ~20%
+    # faster (0.86 -> 0.69 s). Queries that need an order say ORDER BY.
+    config: dict[str, Any] = {"preserve_insertion_order": False}
     if memory_limit:
-        credentials.global_config = {"memory_limit": memory_limit}
+        config["memory_limit"] = memory_limit
+    credentials.global_config = config
     return dlt.destinations.duckdb(credentials=credentials)
