@@ -20,6 +20,7 @@ column. All three give the same columns.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -113,6 +114,10 @@ class Batch:
             return
         if body is None or data is None:
             self.bodies = None  # no body (e.g. read ahead and pickled): type the dicts instead
+            return
+        if len(rows) == len(data) and all(map(operator.is_, rows, data)):
+            self.bodies.append(body)  # the whole page, as nearly always
+            self.mask.extend([True] * len(rows))
             return
         kept = {id(r) for r in rows}
         mask = [id(r) in kept for r in data]

@@ -51,6 +51,19 @@ def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
     return good, bad
 
 
+def keys_present(ep: Endpoint, rows: list[Any]) -> bool:
+    """True if every row is an object holding all its primary key fields (what `check` asks
+    first), checked a field at a time across the rows rather than row by row."""
+    try:
+        for key in ep.primary_key:
+            values = [r.get(key) for r in rows]
+            if None in values or "" in values:
+                return False
+    except AttributeError:  # a row that is not an object
+        return False
+    return True
+
+
 def _problem(ep: Endpoint, row: Any, cursor_field: str | None) -> str | None:
     if not isinstance(row, dict):
         return f"not a JSON object: {type(row).__name__}"

@@ -62,6 +62,22 @@ def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None
                            len(seen))
 
 
+def _oldest(rows: list[Row], stamps: list[Any], oldest: str | None,
+            at_oldest: set[Any]) -> tuple[str | None, set[Any]]:
+    """The oldest timestamp read so far (the stream is newest first: the last row's) and the
+    ids read at it, after `rows` (whose timestamps are `stamps`)."""
+    if not rows:
+        return oldest, at_oldest
+    last = stamps[-1]
+    i = len(stamps) - 1
+    while i > 0 and stamps[i - 1] == last:
+        i -= 1
+    tail = {r.get("id") for r in rows[i:]}
+    if i == 0 and last == oldest:
+        return oldest, at_oldest | tail
+    return last, tail
+
+
 def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
                 page_size: int = 100, window: Window | None = None) -> Iterator[PageRows]:
     """Walk the event stream (newest first) over params' `from`/`to` window.
@@ -78,14 +94,13 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
     while True:
         try:
             for page in client.paginate(path, query, page_size=page_size):
-                rows = [r for r in page.data
-                        if not (oldest is not None and r.get("timestamp") == oldest
-                                and r.get("id") in at_oldest)]
-                for r in rows:
-                    ts = r.get("timestamp")
-                    if ts != oldest:
-                        oldest, at_oldest = ts, set()
-                    at_oldest.add(r.get("id"))
+                rows = page.data
+                stamps = [r.get("timestamp") for r in rows]
+                if oldest is not None and oldest in stamps:
+                    rows = [r for r, ts in zip(rows, stamps)
+                            if not (ts == oldest and r.get("id") in at_oldest)]
+                    stamps = [r.get("timestamp") for r in rows]
+                oldest, at_oldest = _oldest(rows, stamps, oldest, at_oldest)
                 read += len(rows)
                 if window is None:
                     yield PageRows(rows, page)
