@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -22,6 +21,7 @@ from .incremental import iso_z, parse_ts, ts_key
 
 Row = dict[str, Any]
 T = TypeVar("T")
+RECHECK_SECONDS = 0.5
 WalkFactory = Callable[[dt.datetime, dt.datetime | None, "Window"], Callable[[], Iterator[Any]]]
 
 
@@ -32,8 +32,10 @@ class Window:
     page and says when the walk has passed it.
     """
 
-    def __init__(self, lo: dt.datetime, hi: dt.datetime | None, top: dt.datetime) -> None:
+    def __init__(self, lo: dt.datetime, hi: dt.datetime | None, top: dt.datetime,
+                 on_change: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
+        self._on_change = on_change  # called when the first rows arrive and when it finishes
         self.floor = lo
         self._floor_key = ts_key(iso_z(lo))
         self.hi = hi
@@ -48,6 +50,7 @@ class Window:
         A row without a readable timestamp is kept (the rejects check reports it) and does not
         move the position."""
         with self._lock:
+            before = (self.rows > 0, self.finished)
             oldest = next((k for k in map(_key, reversed(rows)) if k is not None), None)
             if oldest is not None and oldest < self._floor_key:
                 keys = [_key(r) for r in rows]
@@ -58,11 +61,17 @@ class Window:
             if oldest is not None:
                 self.position = min(self.position, parse_ts(oldest))
             self.rows += len(rows)
-            return rows, self.finished
+            changed = before != (self.rows > 0, self.finished)
+            finished = self.finished
+        if changed and self._on_change is not None:
+            self._on_change()
+        return rows, finished
 
     def finish(self) -> None:
         with self._lock:
-            self.finished = True
+            changed, self.finished = not self.finished, True
+        if changed and self._on_change is not None:
+            self._on_change()
 
     def remaining(self) -> float:
         """Rows expected below the walk's position, by the density read so far (0 before the
@@ -123,10 +132,18 @@ class Splitter:
         self._lock = threading.Lock()
         self._running: list[Window] = []
         self.splits = 0
+        # Bumped when a walk reads its first rows or finishes: what an idle worker waits for.
+        self._changed = threading.Condition()
+        self._version = 0
+
+    def _bump(self) -> None:
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
 
     def job(self, lo: dt.datetime, hi: dt.datetime | None, top: dt.datetime,
             ) -> Callable[[], Iterator[Any]]:
-        window = Window(lo, hi, top)
+        window = Window(lo, hi, top, on_change=self._bump)
         with self._lock:
             self._running.append(window)
         walk = self._make_walk(lo, hi, window)
@@ -143,6 +160,8 @@ class Splitter:
         walk is worth splitting (the worker then stops). Waits while a walk has not read its
         first page: until then its size is unknown."""
         while True:
+            with self._changed:
+                seen = self._version
             with self._lock:
                 self._running = [w for w in self._running if not w.finished]
                 running = list(self._running)
@@ -153,4 +172,10 @@ class Splitter:
                 return f"split-{self.splits}", self.job(lo, hi, hi)
             if not any(w.rows == 0 and not w.finished for w in running):
                 return None
-            time.sleep(0.02)
+            # Sleep until a walk reads its first rows or finishes (with fewer walks allowed at
+            # once than there are, unstarted walks can wait for seconds: polling them cost
+            # ~10% of an unthrottled backfill's CPU). Estimates also drift as walks go on,
+            # so look again now and then.
+            with self._changed:
+                if self._version == seen:
+                    self._changed.wait(RECHECK_SECONDS)

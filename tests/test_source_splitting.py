@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import control
-from growthos_source.splitting import Window
+from growthos_source.splitting import Splitter, Window
 from warehouse import Warehouse, assert_equals_truth
 
 UTC = dt.timezone.utc
@@ -47,6 +49,34 @@ def test_the_middle_is_whole_milliseconds_and_tiny_ranges_are_not_split() -> Non
     assert mid is not None and mid.microsecond % 1000 == 0 and T0 < mid
     w = Window(T0, T0 + dt.timedelta(milliseconds=1), T0 + dt.timedelta(milliseconds=1))
     assert w.split_lower_half() is None
+
+
+def test_an_idle_worker_sleeps_until_a_walk_reads_its_first_page() -> None:
+    """Splitter.more waits for unstarted walks (their size is unknown) without polling them,
+    and wakes as soon as one reads a page worth splitting."""
+    splitter = Splitter(lambda lo, hi, w: lambda: iter(()), min_rows=5)
+    top = T0 + dt.timedelta(hours=10)
+    splitter.job(T0, top, top)
+    window = splitter._running[0]
+    looks = 0
+    remaining = window.remaining
+
+    def counted() -> float:
+        nonlocal looks
+        looks += 1
+        return remaining()
+
+    window.remaining = counted  # type: ignore[method-assign]
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(splitter.more()), daemon=True)
+    waiter.start()
+    time.sleep(0.3)
+    assert got == [] and looks <= 2  # asleep, not polling (it used to look every 20 ms)
+    woke = time.monotonic()
+    window.clip([_ev(i, top - dt.timedelta(minutes=i + 1)) for i in range(10)])
+    waiter.join(5)
+    assert time.monotonic() - woke < 0.3  # woken by the page, not by its recheck timeout
+    assert got and got[0] is not None and splitter.splits == 1
 
 
 def test_rows_without_a_readable_timestamp_are_kept_for_the_rejects_check() -> None:
