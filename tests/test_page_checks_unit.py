@@ -1,10 +1,12 @@
 """The page-at-a-time shortcuts on the event stream's hot path decide exactly what the
 row-by-row code decides: `Cursor.accept_all` versus `Cursor.filter`, `keys_present` versus
-`rejects.check`, `walks._oldest` versus tracking row by row, `Batch.add` of a whole page."""
+`rejects.check`, `walks._oldest` versus tracking row by row, `Batch.add` of a whole page; and
+pages read ahead for the next run come back exactly as they were."""
 
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 from typing import Any
 
@@ -14,6 +16,7 @@ from growthos_source import rejects
 from growthos_source.arrowize import Batch
 from growthos_source.endpoints import ENDPOINTS
 from growthos_source.incremental import Cursor, uniform_ms
+from growthos_source.prefetch import pack, unpack
 from growthos_source.walks import _oldest
 
 EVENTS = next(ep for ep in ENDPOINTS if ep.table == "events")
@@ -127,3 +130,13 @@ def test_batch_add_of_whole_and_partial_pages() -> None:
     assert batch.bodies == [b"body1", b"body2"]
     batch.add([{"id": "a"}], b"body3", page)  # equal but not the page's own row
     assert batch.bodies is None and len(batch) == 6
+
+
+def test_read_ahead_pages_are_packed_small_and_come_back_exact() -> None:
+    rows = [{"id": f"evt_{i}", "timestamp": "2026-03-01T10:00:00.000Z", "type": "track",
+             "properties": {"amount": i * 1.5, "items": [1, None, "x"], "flag": i % 2 == 0},
+             "context": {"ip": "10.0.0.1", "page": {"url": "https://example.com/" + "α" * 3}}}
+            for i in range(100)]
+    packed = pack(rows)
+    assert unpack(packed) == rows
+    assert len(packed) * 2 < len(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
