@@ -91,13 +91,10 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     batch = Batch()
     for rows in pages:
         body, data = getattr(rows, "body", None), getattr(rows, "data", None)  # walks.PageRows
-        # Nearly every page is plainly good; only a page that is not is checked row by row.
-        if not (rejects.keys_present(ep, rows) and cur.accept_all(rows)):
-            rows, bad = rejects.check(ep, rows, ctx.run_started, rename_keys=False)
-            if bad:
-                yield rejects.hinted(bad)
-            rows = cur.filter(rows)
-        batch.add(rows, body, data)
+        rows, bad = rejects.check(ep, rows, ctx.run_started, rename_keys=False)
+        if bad:
+            yield rejects.hinted(bad)
+        batch.add(cur.filter(rows), body, data)
         if len(batch) >= EVENTS_BATCH_ROWS:
             yield arrow.table(batch)
             batch = Batch()

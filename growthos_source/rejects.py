@@ -16,7 +16,7 @@ import dlt
 import orjson
 
 from .endpoints import Endpoint
-from .incremental import ts_key
+from .incremental import ts_key, uniform_ms
 from .keys import ascii_keys
 
 logger = logging.getLogger("growthos_source")
@@ -33,9 +33,14 @@ def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
 
     Loadable rows get non-ASCII keys renamed (keys.py) unless `rename_keys` is False (the
     arrow path renames while flattening)."""
+    cursor_field = cursor_field if cursor_field is not None else ep.cursor
+    rows = rows if isinstance(rows, list) else list(rows)
+    if keys_present(ep, rows) and (
+            not cursor_field or uniform_ms([r.get(cursor_field) for r in rows])):
+        # Nearly every page is plainly good: no row of it can be a reject.
+        return [ascii_keys(r) for r in rows] if rename_keys else list(rows), []
     good: list[Row] = []
     bad: list[Row] = []
-    cursor_field = cursor_field if cursor_field is not None else ep.cursor
     for row in rows:
         reason = _problem(ep, row, cursor_field)
         if reason is None:
