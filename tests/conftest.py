@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from growthos_sim import DEFAULT_KEY, SimServer
+from postgres_server import PostgresServer
 
 # dlt must never phone home from tests (no internet here), whatever the user's config says.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -36,6 +37,22 @@ def make_sim() -> Iterator[Callable[..., SimServer]]:
     yield factory
     for s in started:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (see postgres_server.py)."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's PostgreSQL server (libpq URL)."""
+    return postgres_server.create_database()
 
 
 @pytest.fixture
