@@ -15,6 +15,7 @@ from typing import Any
 import dlt
 import orjson
 
+from . import values
 from .endpoints import Endpoint
 from .incremental import ts_key, uniform_ms
 from .keys import ascii_keys
@@ -31,14 +32,19 @@ def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
           ) -> tuple[list[Row], list[Row]]:
     """Split `rows` into (loadable, rejects); rejects are `_growthos_rejects` rows.
 
-    Loadable rows get non-ASCII keys renamed (keys.py) unless `rename_keys` is False (the
-    arrow path renames while flattening)."""
+    Loadable rows get non-ASCII keys renamed (keys.py) and their values kept exact for dlt's
+    row normalizer (values.py) unless `rename_keys` is False (the arrow path does both while
+    it builds its columns)."""
     cursor_field = cursor_field if cursor_field is not None else ep.cursor
     rows = rows if isinstance(rows, list) else list(rows)
     if keys_present(ep, rows) and (
             not cursor_field or uniform_ms([r.get(cursor_field) for r in rows])):
         # Nearly every page is plainly good: no row of it can be a reject.
-        return [ascii_keys(r) for r in rows] if rename_keys else list(rows), []
+        if not rename_keys:
+            return list(rows), []
+        plain = [ascii_keys(r) for r in rows]
+        values.guard_for(ep.table).rows(plain)
+        return plain, []
     good: list[Row] = []
     bad: list[Row] = []
     for row in rows:
@@ -53,6 +59,8 @@ def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
                     "noticed_at": noticed_at})
         logger.warning("%s: record %s not loaded: %s (kept in %s)", ep.table, rid, reason,
                        REJECTS_TABLE)
+    if rename_keys:
+        values.guard_for(ep.table).rows(good)
     return good, bad
 
 
