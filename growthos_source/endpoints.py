@@ -126,3 +126,27 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 BY_TABLE = {e.table: e for e in ENDPOINTS}
+
+
+def root_table(ep: Endpoint) -> str:
+    """The top-level resource whose walk feeds `ep` (itself when it has no parent)."""
+    while ep.parent is not None:
+        ep = BY_TABLE[ep.parent]
+    return ep.table
+
+
+def user_tables(table: str, selected: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The tables a user can name that are `table` or read through it: a hidden parent walk
+    (`_campaigns_all`) stands for the tables it feeds (`campaigns`, `campaign_stats`).
+    `selected` limits them to the ones being loaded."""
+    out = []
+    for ep in ENDPOINTS:
+        if ep.table.startswith("_") or (selected is not None and ep.table not in selected):
+            continue
+        e: Endpoint | None = ep
+        while e is not None:
+            if e.table == table:
+                out.append(ep.table)
+                break
+            e = BY_TABLE[e.parent] if e.parent else None
+    return tuple(out)

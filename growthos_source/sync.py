@@ -17,7 +17,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 
-from . import deletes, recovery
+from . import deletes, isolation, recovery
 from .prefetch import EventFeed
 
 logger = logging.getLogger("growthos_source")
@@ -101,15 +101,24 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     run_source = source if isinstance(source, DltSource) else source()
     recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
     rows: dict[str, int] = {}
+    failures: list[isolation.Failure] = []
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
-        _backfill_events(pipeline, source, backfill_windows, fmt, rows, progress)
-        run_source = source()  # a fresh source after the backfill's runs
-    info = pipeline.run(run_source, loader_file_format=fmt, **run_kwargs)
-    for t, n in _rows(pipeline).items():
-        rows[t] = rows.get(t, 0) + n
-    applied = deletes.apply(pipeline)
-    return SyncResult(info, rows, applied, recovered)
+        failures += isolation.failing("events", lambda: _backfill_events(
+            pipeline, source, backfill_windows, fmt, rows, progress))
+        run_source = isolation.without(source(), failures)  # fresh after the backfill's runs
+    info, failed = isolation.run_each(
+        run_source, lambda s: pipeline.run(s, loader_file_format=fmt, **run_kwargs))
+    failures += failed
+    applied: dict[str, int] = {}
+    if info is not None:
+        for t, n in _rows(pipeline).items():
+            rows[t] = rows.get(t, 0) + n
+        applied = deletes.apply(pipeline)
+    result = SyncResult(info, rows, applied, recovered)
+    if failures:
+        raise isolation.TablesFailedError(failures, result)
+    return result
 
 
 def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
