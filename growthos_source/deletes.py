@@ -107,14 +107,14 @@ def _apply_one(c: Any, tables: dict[str, Any], ep: Endpoint, mode: str,
                changed: dict[str, int]) -> None:
     q = c.make_qualified_table_name
     log = (f"(SELECT record_id, MAX(deleted_at) AS deleted_at, "
-           f"MAX(CAST(_dlt_load_id AS DOUBLE)) AS load_id FROM {q(LOG_TABLE)} "
+           f"MAX(CAST(_dlt_load_id AS DOUBLE PRECISION)) AS load_id FROM {q(LOG_TABLE)} "
            f"WHERE table_name = '{ep.table}' AND mode = '{mode}' GROUP BY record_id)")
     for table, column in ((ep.table, "id"), *ep.cascade):
         if table not in tables:
             continue
         t = q(table)
         match = (f"{t}.{column} = d.record_id AND "
-                 f"CAST({t}._dlt_load_id AS DOUBLE) <= d.load_id")
+                 f"CAST({t}._dlt_load_id AS DOUBLE PRECISION) <= d.load_id")
         if mode == "mark":
             n = _count(c, f"SELECT COUNT(*) FROM {t} JOIN {log} d ON {match} "
                           f"WHERE {t}._deleted_at IS NULL")

@@ -1,0 +1,82 @@
+"""The views cope with what a real dataset may lack: tables never loaded (those views are
+skipped, and said so), columns dlt never created because every value so far was null, and
+nested tables that do not exist yet. Real dlt pipelines into real DuckDB files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+
+from growthos_source.models import create_models
+
+
+def _pipeline(tmp: Path) -> dlt.Pipeline:
+    return dlt.pipeline(pipeline_name="models_tolerance", pipelines_dir=str(tmp / "p"),
+                        destination=dlt.destinations.duckdb(str(tmp / "t.duckdb")),
+                        dataset_name="gos")
+
+
+def _rows(p: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
+    with p.sql_client() as c:
+        return [tuple(r) for r in c.execute_sql(sql.replace("{ds}", c.fully_qualified_dataset_name()))
+                or []]
+
+
+def _t(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s).replace(tzinfo=dt.timezone.utc)
+
+
+def test_missing_tables_and_all_null_columns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    p = _pipeline(tmp_path)
+    # No tags (no contacts__tags table), no external_id, no traits, no _deleted_at column;
+    # responses of a custom survey: no score and no category column at all.
+    p.run([
+        dlt.resource([{"id": "con_a", "email": "a@x.test", "created_at": _t("2026-01-01"),
+                       "updated_at": _t("2026-01-02")}], name="contacts"),
+        dlt.resource([{"id": "srv_1", "name": "Ideas", "type": "custom", "status": "active"},
+                      {"id": "srv_2", "name": "NPS", "type": "nps", "status": "draft"}],
+                     name="surveys"),
+        dlt.resource([{"id": "resp_1", "survey_id": "srv_1", "comment": "more exports",
+                       "responded_at": _t("2026-03-31T23:30:00")}], name="survey_responses"),
+    ])
+    with caplog.at_level(logging.WARNING, logger="growthos_source"):
+        made = create_models(p)
+    assert made == ["contacts_current", "survey_nps", "survey_nps_monthly"]
+    skipped = "\n".join(r.getMessage() for r in caplog.records)
+    assert "skipped campaign_performance: needs tables campaigns, campaign_stats" in skipped
+    assert "skipped daily_events: needs table events" in skipped
+    assert _rows(p, "SELECT contact_id, email, external_id, tags FROM {ds}.contacts_current") == \
+        [("con_a", "a@x.test", None, [])]
+    got = _rows(p, "SELECT survey_id, responses, promoters, nps, average_score FROM "
+                   "{ds}.survey_nps ORDER BY survey_id")
+    # A custom survey has no NPS; an NPS survey nobody answered has none either (as the API).
+    assert got == [("srv_1", 1, 0, None, None), ("srv_2", 0, 0, None, None)]
+    assert _rows(p, "SELECT survey_id, month FROM {ds}.survey_nps_monthly") == \
+        [("srv_1", dt.date(2026, 3, 1))]
+    # Run again: the views are replaced, not duplicated or failing.
+    assert create_models(p) == made
+
+
+def test_timezone_moves_day_boundaries(tmp_path: Path) -> None:
+    p = _pipeline(tmp_path)
+    p.run(dlt.resource([{"id": "evt_1", "event": "signup", "contact_id": "con_a",
+                         "timestamp": _t("2026-03-31T23:30:00")},
+                        {"id": "evt_2", "event": "signup", "contact_id": "con_b",
+                         "timestamp": _t("2026-04-01T08:00:00")}], name="events"))
+    assert create_models(p) == ["daily_events"]
+    sql = "SELECT day, events, unique_contacts FROM {ds}.daily_events ORDER BY day"
+    assert _rows(p, sql) == [(dt.date(2026, 3, 31), 1, 1), (dt.date(2026, 4, 1), 1, 1)]
+    create_models(p, timezone="Europe/Berlin")  # 23:30 UTC is 01:30 the next day in Berlin
+    assert _rows(p, sql) == [(dt.date(2026, 4, 1), 2, 2)]
+    with pytest.raises(ValueError, match="timezone \"UTC'; --\" is not a time zone name"):
+        create_models(p, timezone="UTC'; --")
+
+
+def test_nothing_loaded_yet_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="has not loaded anything yet; run a sync first"):
+        create_models(_pipeline(tmp_path))
