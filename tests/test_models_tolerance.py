@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 import pytest
+from pipeline_job import SCRIPT
 
+from growthos_sim import DEFAULT_KEY
 from growthos_source.models import create_models
 
 
@@ -80,3 +87,26 @@ def test_timezone_moves_day_boundaries(tmp_path: Path) -> None:
 def test_nothing_loaded_yet_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="has not loaded anything yet; run a sync first"):
         create_models(_pipeline(tmp_path))
+
+
+def test_pipeline_script_models_flag(make_sim: Callable[..., Any], tmp_path: Path) -> None:
+    """`growthos_pipeline.py --models` creates the views after its sync and names the ones it
+    could not make."""
+    sim = make_sim(contacts=40, events=200)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    env.update({"SOURCES__GROWTHOS__BASE_URL": sim.base_url,
+                "SOURCES__GROWTHOS__API_KEY": DEFAULT_KEY, "DLT_DATA_DIR": str(tmp_path / "dlt"),
+                "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "job.duckdb"),
+                "SOURCES__GROWTHOS__EVENTS_WINDOW_DAYS": "120",  # a few windows, not ~100
+                "RUNTIME__DLTHUB_TELEMETRY": "false"})
+    cmd = [sys.executable, str(SCRIPT), "--progress", "none", "--backfill-windows", "0",
+           "--resources", "contacts,events", "--models"]
+    done = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Created 2 views in growthos: contacts_current, daily_events" in done.stdout
+    assert "skipped survey_nps: needs tables surveys, survey_responses, not loaded" in done.stderr
+    with duckdb.connect(str(tmp_path / "job.duckdb"), read_only=True) as con:
+        n = con.execute("SELECT SUM(events) FROM growthos.daily_events").fetchone()
+    assert n is not None and n[0] == 200
