@@ -12,10 +12,14 @@ share with the API are described in docs/sql-models.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dlt
 
+from ..errors import GrowthOSError
+from ..warehouse import ops
 from .catalog import MODELS, TABLES, Model
 from .render import Warehouse, check_timezone
 
@@ -40,14 +44,8 @@ def plan_models(pipeline: dlt.Pipeline, *, timezone: str = "UTC") -> tuple[Model
     """Look at the dataset's real tables and columns and decide which views can be built."""
     check_timezone(timezone)
     columns = _storage_columns(pipeline)
-    with pipeline.sql_client() as client:
-        caps = client.capabilities
-
-        def qualify(name: str) -> str:
-            return client.make_qualified_table_name(name)
-
-    wh = Warehouse(columns=columns, quote=caps.escape_identifier, qualify=qualify,
-                   timezone=timezone)
+    with ops.session(pipeline) as b:
+        wh = Warehouse(columns=columns, quote=b.column, qualify=b.table, timezone=timezone)
     plan = ModelPlan()
     for m in MODELS:
         missing = tuple(t for t in m.requires if not wh.has(t))
@@ -63,44 +61,65 @@ def create_models(pipeline: dlt.Pipeline, *, timezone: str = "UTC") -> list[str]
     names created. `timezone`: the IANA zone whose calendar days and months `daily_events` and
     `survey_nps_monthly` use (default UTC, as the API's own daily counts do)."""
     plan, wh = plan_models(pipeline, timezone=timezone)
-    comments = pipeline.destination.destination_type.rsplit(".", 1)[-1] in _COMMENTS
-    with pipeline.sql_client() as client:
+    comments = ops.destination_type(pipeline) in _COMMENTS
+    with ops.session(pipeline) as b:
         for m in plan.create:
-            name = client.make_qualified_table_name(m.name)
+            name = b.table(m.name)
             statements = [f"DROP VIEW IF EXISTS {name}", f"CREATE VIEW {name} AS\n{m.sql(wh)}"]
             if comments:
-                statements.append(f"COMMENT ON VIEW {name} IS {_literal(m.description)}")
-            with client.begin_transaction():
+                statements.append(f"COMMENT ON VIEW {name} IS {b.literal(m.description)}")
+            with _failing_as(pipeline, f"create view {m.name}"), b.transaction():
                 for sql in statements:
-                    client.execute_sql(sql)
+                    b.query(sql)
         for view, missing in plan.skipped.items():
-            client.execute_sql(f"DROP VIEW IF EXISTS {client.make_qualified_table_name(view)}")
+            with _failing_as(pipeline, f"drop view {view}"):
+                b.query(f"DROP VIEW IF EXISTS {b.table(view)}")
             logger.warning("models: skipped %s: needs table%s %s, not loaded", view,
                            "s" if len(missing) > 1 else "", ", ".join(missing))
     return [m.name for m in plan.create]
 
 
 def drop_models(pipeline: dlt.Pipeline) -> None:
-    """Drop every view `create_models` makes (PostgreSQL will not drop or replace a table a view
-    reads: drop the views before `refresh=` or `pipeline.drop()`, create them again after)."""
-    with pipeline.sql_client() as client:
+    """Drop every view `create_models` makes (PostgreSQL will not drop a table a view reads:
+    drop the views before `refresh=` or `pipeline.drop()`, create them again after)."""
+    _check_sql(pipeline)
+    with ops.session(pipeline) as b:
         for view in reversed(MODEL_NAMES):
-            client.execute_sql(f"DROP VIEW IF EXISTS {client.make_qualified_table_name(view)}")
+            with _failing_as(pipeline, f"drop view {view}"):
+                b.query(f"DROP VIEW IF EXISTS {b.table(view)}")
+
+
+def _check_sql(pipeline: dlt.Pipeline) -> None:
+    if not pipeline.default_schema_name or pipeline.destination is None:
+        raise ValueError(f"models: pipeline {pipeline.pipeline_name!r} has not loaded anything "
+                         "yet; run a sync first")
+    if ops.is_delta(pipeline):
+        raise ValueError("models: views need a SQL warehouse (duckdb, postgres); the "
+                         "filesystem destination has none")
 
 
 def _storage_columns(pipeline: dlt.Pipeline) -> dict[str, frozenset[str]]:
     """Table -> column names of the model tables present in the dataset (from the warehouse's
     information schema, not dlt's schema: the views run against what is really there)."""
-    if not pipeline.default_schema_name:
-        raise ValueError(f"models: pipeline {pipeline.pipeline_name!r} has not loaded anything "
-                         "yet; run a sync first")
-    with pipeline.destination_client() as job_client:
+    _check_sql(pipeline)
+    with _failing_as(pipeline, "read the tables' columns"), \
+            pipeline.destination_client() as job_client:
         get = getattr(job_client, "get_storage_tables", None)
         if get is None:
-            raise ValueError(f"models: destination {pipeline.destination.destination_name!r} "
-                             "has no SQL tables to build views on; use duckdb or postgres")
+            raise ValueError(f"models: destination {ops.destination_type(pipeline)!r} has no "
+                             "SQL tables to build views on; use duckdb or postgres")
         return {name: frozenset(cols) for name, cols in get(TABLES) if cols}
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+@contextmanager
+def _failing_as(pipeline: dlt.Pipeline, what: str) -> Iterator[None]:
+    """Any destination error as one WarehouseError line naming what was being done."""
+    try:
+        yield
+    except (GrowthOSError, ValueError):
+        raise
+    except Exception as exc:
+        short = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ops.WarehouseError(
+            f"models: cannot {what} in the {ops.destination_type(pipeline)} warehouse "
+            f"(dataset {pipeline.dataset_name}): {short}") from exc
