@@ -24,6 +24,7 @@ from conftest import control, truth
 from growthos_sim import DEFAULT_KEY, SimServer
 from growthos_source import growthos, sync
 from growthos_source.models import MODEL_NAMES, create_models
+from growthos_source.models.catalog import MODELS
 
 
 def _pipeline(tmp: Path, kind: str, request: pytest.FixtureRequest) -> dlt.Pipeline:
@@ -47,6 +48,16 @@ def _view(p: dlt.Pipeline, name: str) -> list[dict[str, Any]]:
             c.execute_query(f"SELECT * FROM {c.make_qualified_table_name(name)}") as cur:
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def _comments(p: dlt.Pipeline, kind: str) -> dict[str, str]:
+    """The description stored on each view."""
+    sql = ("SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'gos'"
+           if kind == "duckdb" else
+           "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN "
+           "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'gos' AND c.relkind = 'v'")
+    with p.sql_client() as c:
+        return {r[0]: r[1] for r in c.execute_sql(sql) or ()}
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -196,6 +207,7 @@ def test_views_equal_the_apis_own_numbers(kind: str, make_sim: Callable[..., Sim
             control(sim, "POST", "mutate", json={"advance": "1d"}).raise_for_status()
         _sync(p, sim)
         assert create_models(p) == list(MODEL_NAMES), step
+        assert _comments(p, kind) == {m.name: m.description for m in MODELS}
         check_surveys(p, sim, client)
         check_waitlists(p, sim, client)
         check_overview(sim, client, check_contacts(p, sim), check_campaigns(p, client),
