@@ -19,7 +19,7 @@ import pytest
 from pipeline_job import SCRIPT
 
 from growthos_sim import DEFAULT_KEY
-from growthos_source.models import create_models
+from growthos_source.models import create_models, drop_models
 
 
 def _pipeline(tmp: Path) -> dlt.Pipeline:
@@ -82,6 +82,34 @@ def test_timezone_moves_day_boundaries(tmp_path: Path) -> None:
     assert _rows(p, sql) == [(dt.date(2026, 4, 1), 2, 2)]
     with pytest.raises(ValueError, match="timezone \"UTC'; --\" is not a time zone name"):
         create_models(p, timezone="UTC'; --")
+
+
+def _events() -> Any:
+    return dlt.resource([{"id": "evt_1", "event": "signup", "contact_id": "con_a",
+                          "timestamp": _t("2026-03-31T23:30:00")}], name="events")
+
+
+def test_view_of_a_table_gone_is_dropped(tmp_path: Path) -> None:
+    p = _pipeline(tmp_path)
+    p.run(_events())
+    assert create_models(p) == ["daily_events"]
+    with p.sql_client() as c:
+        c.drop_tables("events")
+    assert create_models(p) == []
+    assert _rows(p, "SELECT COUNT(*) FROM duckdb_views() WHERE schema_name = 'gos'") == [(0,)]
+
+
+def test_postgres_views_are_dropped_around_a_refresh(tmp_path: Path, postgres_url: str) -> None:
+    """PostgreSQL will not drop a table a view reads: drop_models first, create again after."""
+    p = dlt.pipeline(pipeline_name="models_pg", pipelines_dir=str(tmp_path / "p"),
+                     destination=dlt.destinations.postgres(credentials=postgres_url),
+                     dataset_name="gos")
+    p.run(_events())
+    assert create_models(p) == ["daily_events"]
+    drop_models(p)
+    p.run(_events(), refresh="drop_sources")
+    assert create_models(p) == ["daily_events"]
+    assert _rows(p, "SELECT day, events FROM {ds}.daily_events") == [(dt.date(2026, 3, 31), 1)]
 
 
 def test_nothing_loaded_yet_is_one_clear_error(tmp_path: Path) -> None:
