@@ -24,8 +24,13 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from .cli_errors import one_line
 from .endpoints import BY_TABLE, user_tables
-from .errors import (AuthenticationError, ConfigurationError, ConnectionFailedError,
-                     GrowthOSError, ScopeError)
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailedError,
+    GrowthOSError,
+    ScopeError,
+)
 
 logger = logging.getLogger("growthos_source")
 
