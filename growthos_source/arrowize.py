@@ -164,12 +164,14 @@ class ArrowPages:
 
     def __init__(self, known: dict[str, str] | None = None,
                  normalize: Callable[[str], str] = lambda s: s,
-                 required: tuple[str, ...] = ("id",)) -> None:
+                 required: tuple[str, ...] = ("id",), always: tuple[str, ...] = ()) -> None:
         self._required = set(required)  # the primary key: non-nullable, as dlt declares it
         self.types: dict[str, pa.DataType] = {
             name: _DLT_TYPES[t] for name, t in (known or {}).items() if t in _DLT_TYPES}
         self._normalize = normalize
         self._names: dict[str, str] = {}
+        # columns every table has, null or not (the document's, columns.py)
+        self._always = [n for n in always if n in self.types]
         self._keys: dict[str, str] = {}
 
     def _key(self, key: str) -> str:
@@ -201,6 +203,9 @@ class ArrowPages:
             columns = self._arrow_columns(rows)
         if columns is None:
             columns = self._python_columns(rows)
+        for name in self._always:
+            if name not in columns:
+                columns[name] = pa.nulls(len(rows), self.types[name])
         schema = pa.schema([pa.field(n, a.type, nullable=n not in self._required)
                             for n, a in columns.items()])
         return pa.table(columns, schema=schema)

@@ -16,6 +16,7 @@ import dlt
 
 from . import rejects, timeline
 from .arrowize import ArrowPages, Batch
+from .columns import declared_types
 from .endpoints import Endpoint
 from .fanout import DONE, fan_out
 from .incremental import Cursor, iso_z, parse_ts
@@ -44,8 +45,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     cur = Cursor(marks, "all", "timestamp", ctx.start_date, ctx.end_date)
     schema = dlt.current.source_schema()
     columns = schema.tables.get(ep.table, {}).get("columns", {})
-    arrow = ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
-                       schema.naming.normalize_path)
+    known = {**declared_types(ep.table),  # the document's columns, in every batch (columns.py)
+             **{n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")}}
+    arrow = ArrowPages(known, schema.naming.normalize_path, always=tuple(declared_types(ep.table)))
     feed = ctx.events_feed
     client = feed.client(ctx.client) if feed is not None else ctx.client
     end = parse_ts(ctx.end_date) if ctx.end_date else None

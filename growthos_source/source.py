@@ -19,6 +19,7 @@ from dlt.extract.resource import DltResource
 
 from . import event_stream, readers
 from .client import GrowthOSClient
+from .columns import declared
 from .endpoints import ENDPOINTS, Endpoint, user_tables
 from .errors import ConfigurationError, ScopeError
 from .incremental import iso_z, parse_ts
@@ -58,9 +59,11 @@ def _guard(ctx: Context, ep: Endpoint, on_missing_scope: str,
 
 
 def _hints(ep: Endpoint) -> dict[str, Any]:
+    # The document's columns exist from the first load, null or not (columns.py).
+    columns = {**declared(ep.table, keep=ep.primary_key), **ep.columns}
     return {"name": ep.table, "primary_key": list(ep.primary_key),
             "write_disposition": ep.write_disposition,
-            "columns": ep.columns or None, "selected": not ep.opt_in}
+            "columns": columns or None, "selected": not ep.opt_in}
 
 
 def _check_date(name: str, value: str | None) -> str | None:
