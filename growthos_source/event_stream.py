@@ -42,7 +42,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     dlt's row-by-row normalizer to be the bottleneck.
     """
     marks = table_marks(ep.table)
-    cur = Cursor(marks, "all", "timestamp", ctx.start_date, ctx.end_date)
+    cur = Cursor(marks, "all", ep.cursor or "timestamp", ctx.start_date, ctx.end_date)
     schema = dlt.current.source_schema()
     columns = schema.tables.get(ep.table, {}).get("columns", {})
     known = {**declared_types(ep.table),  # the document's columns, in every batch (columns.py)

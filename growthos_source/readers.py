@@ -117,8 +117,7 @@ def _id_field(ep: Endpoint) -> str:
 
 
 def _child_path(ep: Endpoint, parent_value: str) -> str:
-    seg = quote_path_segment(parent_value)
-    return ep.path.replace("{id}", seg).replace("{code}", seg)
+    return ep.path.replace(f"{{{ep.parent_field}}}", quote_path_segment(parent_value))
 
 
 # ---- top-level walks -------------------------------------------------------------------------
@@ -126,14 +125,14 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     """Every live record of a list, page by page, then a WalkComplete marker."""
     params: dict[str, Any] = {}
     whole = True
-    if ep.table == "_contacts_all" and ctx.end_date:
+    if ep.windowed and ctx.end_date:
         # updated_at >= created_at, so nothing created after end_date can be in the window.
         params["created_before"] = ctx.end_date
         whole = False
     seen: set[str] = set()
     pages = 0
     walks = [params]
-    if ep.table == "_contacts_all" and ctx.workers > 1:
+    if ep.windowed and ctx.workers > 1:
         walks = contact_windows(ctx.client, ep.path, params,
                                 ctx.workers * CONTACT_WINDOWS_PER_WORKER, probes=ctx.workers)
 
@@ -329,8 +328,8 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
 
     def cursor() -> Cursor:
         if "cursor" not in run:
-            run["cursor"] = Cursor(table_marks(ep.table), "all", "updated_at", ctx.start_date,
-                                   ctx.end_date)
+            run["cursor"] = Cursor(table_marks(ep.table), "all", ep.cursor or "updated_at",
+                                   ctx.start_date, ctx.end_date)
         return run["cursor"]  # type: ignore[no-any-return]
 
     def fetch(contact: Row) -> Callable[[], Iterator[Row]]:
@@ -349,7 +348,7 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
             if tally.marker(items):
                 cursor().commit()
             return
-        valid, _ = rejects.check(ep, items, ctx.run_started, "updated_at")
+        valid, _ = rejects.check(ep, items, ctx.run_started, ep.cursor)
         cur = cursor()
         if "held" not in run:
             run["held"] = _held(ep.table, cur.field)
@@ -369,8 +368,8 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
 def read_object(ctx: Context, ep: Endpoint) -> Iterator[Row]:
     body = ctx.client.request("GET", ep.path)
     body.pop("request_id", None)
-    if ep.table == "analytics_overview":
-        body["synced_at"] = ctx.run_started
+    if ep.stamp:
+        body[ep.stamp] = ctx.run_started
     yield from _checked(ctx, ep, [body])
 
 
