@@ -24,7 +24,7 @@ def _ms_param(req: Request, name: str) -> int | None:
 
 def event_page(req: Request, scope: str, contact_id: str | None = None) -> Response:
     """Newest-first page of events; `from` inclusive, `to` exclusive, on `timestamp`."""
-    limit = parse_limit(req.params)
+    limit = parse_limit(req.params, req.world.dialect.default_limit)
     after = None
     if "cursor" in req.params:
         k = req.cursor_secret.decode(scope, req.params["cursor"])
