@@ -14,7 +14,7 @@ from typing import Any
 
 import dlt
 
-from . import deletes, rejects, timeline
+from . import deletes, rejects, shapes, timeline
 from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
 from .errors import NotFoundError
@@ -182,7 +182,7 @@ def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
                 yield from finish()
             return
         cur = cursor()
-        rows, bad = rejects.check(ep, items, ctx.run_started)
+        rows, bad = rejects.check(ep, shapes.conform(ep, items), ctx.run_started)
         if cur is not None:
             if "held" not in run:
                 run["held"] = _held(ep.table, cur.field)
@@ -258,15 +258,21 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
                 if key in marks:
                     marks[key].commit()
                 continue
+            rows = shapes.conform(ep, rows)
             if ep.parent_key:
                 for r in rows:
                     r[ep.parent_key] = key
-            rows, bad = rejects.check(ep, rows, ctx.run_started)
+            # A page without the incremental field at all (ep.mark_optional): no mark to go by.
+            unmarked = bool(ep.mark_optional and ep.cursor and rows
+                            and not any(ep.cursor in r for r in rows))
+            rows, bad = rejects.check(ep, rows, ctx.run_started, "" if unmarked else None)
             if bad:
                 yield rejects.hinted(bad)
             cur = marks.get(key)
-            if cur is not None:
-                values = known.get("values", {})
+            values = known.get("values", {})
+            if unmarked:
+                rows = [r for r in rows if _changed(r, values, ep.refresh_on, new=True)]
+            elif cur is not None:
                 rows = [r for r in rows if cur.accept(r) or _changed(r, values, ep.refresh_on)]
             if rows:
                 yield rows
@@ -274,9 +280,14 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
     return step
 
 
-def _changed(row: Row, known: dict[str, tuple[Any, ...]], fields: tuple[str, ...]) -> bool:
+def _changed(row: Row, known: dict[str, tuple[Any, ...]], fields: tuple[str, ...],
+             new: bool = False) -> bool:
+    """True if the warehouse holds `row` with other values of `fields` (or, with `new`, does
+    not hold it at all)."""
     old = known.get(str(row.get("id")))
-    return old is not None and old != tuple(row.get(f) for f in fields)
+    if old is None:
+        return new
+    return old != tuple(row.get(f) for f in fields)
 
 
 def child_object(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
@@ -338,7 +349,7 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
                                        limit=ctx.client.concurrency_limit)
                if p is not DONE]
         last = tally.page()
-        yield from _checked(ctx, ep, out, "")
+        yield from _checked(ctx, ep, shapes.conform(ep, out), "")
         if last:
             cursor().commit()
 
@@ -387,7 +398,9 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
         bounds = timeline.history_bounds(ctx.client, "/analytics/events", probes=ctx.workers)
         if bounds is None:
             return
-        start = bounds[0].date()
+        # Unknown start (the stream ignores its time filters): ask the query, which takes its
+        # own dates, for the whole searchable past once; later runs start from last_date.
+        start = (bounds[0] or bounds[1] - timeline.FAR).date()
     if ctx.start_date:
         start = max(start, parse_ts(ctx.start_date).date())
     end = (parse_ts(ctx.end_date) - dt.timedelta(microseconds=1)).date() if ctx.end_date \
