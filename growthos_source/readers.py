@@ -240,7 +240,8 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
 
             def run() -> Iterator[list[Row]]:
                 for rows, page in walk(ctx.client, path, params, id_field=_id_field(ep),
-                                       page_size=ctx.page_size):
+                                       page_size=ctx.page_size,
+                                       conform=lambda rs: shapes.conform(ep, rs)):
                     yield rows
             return run
 
@@ -258,7 +259,6 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
                 if key in marks:
                     marks[key].commit()
                 continue
-            rows = shapes.conform(ep, rows)
             if ep.parent_key:
                 for r in rows:
                     r[ep.parent_key] = key

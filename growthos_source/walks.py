@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .client import GrowthOSClient, Page
@@ -50,9 +50,13 @@ class PageRows(list[Row]):
 
 
 def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None, *,
-         id_field: str = "id", page_size: int = 100) -> Iterator[tuple[list[Row], Page]]:
+         id_field: str = "id", page_size: int = 100,
+         conform: Callable[[list[Row]], list[Row]] | None = None,
+         ) -> Iterator[tuple[list[Row], Page]]:
     """Yield (new rows, page) for every page of a list, restarting on an expired cursor or a
-    looping walk."""
+    looping walk. `conform` brings records of another shape to the table's (shapes.py) before
+    their `id_field` is read. A record without an id is always passed on (the rejects check
+    reports it)."""
     seen: set[Any] = set()
     stalled, kept = 0, -1
     this_pass: set[Any] | None = None  # ids read since the last restart (None: first pass)
@@ -60,9 +64,10 @@ def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None
         stale = 0
         try:
             for page in client.paginate(path, params, page_size=page_size):
-                ids = [r.get(id_field) for r in page.data]
-                rows = [r for r, i in zip(page.data, ids) if i not in seen]
-                seen.update(i for i in ids)
+                data = conform(page.data) if conform is not None else page.data
+                ids = [r.get(id_field) for r in data]
+                rows = [r for r, i in zip(data, ids) if i is None or i not in seen]
+                seen.update(i for i in ids if i is not None)
                 fresh = bool(rows) if this_pass is None else not this_pass.issuperset(ids)
                 if this_pass is not None:
                     this_pass.update(ids)
@@ -78,10 +83,16 @@ def walk(client: GrowthOSClient, path: str, params: dict[str, Any] | None = None
             if stalled > MAX_RESTARTS:
                 raise PaginationError(
                     f"GET {path}: the walk restarted {stalled} times in a row without progress "
-                    f"({exc}); retry later or lower the concurrency") from None
+                    f"({exc}); {_fix(exc)}") from None
             logger.warning("GET %s: %s; restarting the walk (%d rows kept)", path, exc,
                            len(seen))
             this_pass = set()
+
+
+def _fix(exc: Exception) -> str:
+    if isinstance(exc, CursorExpiredError):
+        return "retry later or lower the concurrency"
+    return "the API keeps looping: retry later, and report it to GrowthOS if it persists"
 
 
 def _oldest(keys: list[str], ids: list[Any], oldest: str | None,
@@ -200,9 +211,11 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
         except (CursorExpiredError, PaginationError) as exc:
             stalled, kept = (stalled + 1 if read == kept else 1), read
             if stalled > MAX_RESTARTS:
+                fix = "retry later or use smaller windows" if isinstance(
+                    exc, CursorExpiredError) else _fix(exc)
                 raise PaginationError(
                     f"GET {path}: the window's walk restarted {stalled} times in a row without "
-                    f"progress ({exc}); retry later or use smaller windows") from None
+                    f"progress ({exc}); {fix}") from None
             if edges.oldest_sent is not None:
                 query["to"] = resume_before(edges.oldest_sent)
             logger.warning("GET %s: %s; resuming the window before %s", path, exc,
