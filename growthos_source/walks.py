@@ -139,10 +139,12 @@ class _Edges:
         self.oldest: str | None = None  # ts_key of the oldest row read
         self.oldest_sent: str | None = None  # the same timestamp as the API sent it
         self.at_oldest: set[Any] = set()
+        self.repeats = 0
 
     def keep(self, data: list[Row]) -> tuple[list[Row], bool]:
         """The rows of a page to yield, and True if the page reached below `lo` (the walk is
-        done: the API ignored `from`)."""
+        done: the API ignored `from`). `repeats` counts the rows dropped as read already."""
+        self.repeats = 0
         stamps: list[Any] = [r.get("timestamp") for r in data]
         if uniform_ms(stamps):  # nearly every page: decided by its newest and oldest row
             top, bottom = max(stamps)[:23] + "000Z", min(stamps)[:23] + "000Z"
@@ -157,9 +159,11 @@ class _Edges:
             k = _stamp(r)
             if k is None:
                 rows.append(r)  # the rejects check reports it; it does not move the walk
-            elif (self.hi is not None and k >= self.hi) or (self.oldest is not None and (
-                    k > self.oldest or (k == self.oldest and r.get("id") in self.at_oldest))):
-                continue  # above the window (an API that ignores `to`) or read already
+            elif self.hi is not None and k >= self.hi:
+                continue  # above the window: an API that ignores `to`
+            elif self.oldest is not None and (
+                    k > self.oldest or (k == self.oldest and r.get("id") in self.at_oldest)):
+                self.repeats += 1  # read already: a page served again
             elif self.lo is not None and k < self.lo:
                 passed = True  # below the window: an API that ignores `from`
             else:
@@ -196,7 +200,7 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
             for page in client.paginate(path, query, page_size=page_size):
                 rows, passed = edges.keep(page.data)
                 read += len(rows)
-                stale = 0 if rows or not page.data or passed else stale + 1
+                stale = stale + 1 if edges.repeats and not rows else 0
                 if stale > MAX_STALE_PAGES:
                     raise PaginationError(
                         f"GET {path} returned {stale} pages in a row with has_more true and only "
