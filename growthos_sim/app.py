@@ -39,7 +39,7 @@ class SimServer:
         self.dialect: Dialect = by_name(dialect)
         self.limiter = RateLimiter(plan, self.dialect.rate_window_s)
         self.document_bytes, doc = load_document()
-        self.router = Router(doc)
+        self.router = Router(self.dialect.contract(doc))
         self.handlers = HANDLERS
         self.cursors = Cursors(secrets.token_bytes(32))
         self.faults = Faults()

@@ -10,6 +10,7 @@ names, so users' SQL never changes with the API's shape.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,9 +51,22 @@ class Dialect:
     members_as_contacts: bool = False  # GET /segments/{id}/contacts answers contact objects
     delivery_created_at: bool = True  # webhook delivery logs carry `created_at`
 
+    group_by_paths: bool = False  # POST /analytics/query groups by any field path
+
     @property
     def renders(self) -> bool:
         return self != DOCUMENT
+
+    def contract(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The request contract the server enforces in this dialect: our document, with
+        `group_by` any field path where the docs allow one (`traits.source`)."""
+        if not self.group_by_paths:
+            return doc
+        out = copy.deepcopy(doc)
+        prop = out["components"]["schemas"]["AnalyticsQueryRequest"]["properties"]["group_by"]
+        prop.pop("enum", None)
+        prop["description"] = "A field path of the event or its contact: event, traits.source"
+        return out
 
     def render(self, op_id: str, body: bytes, world: "World") -> bytes:
         """A success body of `op_id`, as this dialect sends it (call under the world lock)."""
@@ -120,7 +134,7 @@ def _without(name: str) -> Callable[[Record, "World"], Record]:
 DOCUMENT = Dialect("document")
 DOCS = Dialect("docs", prefixes=DOCS_PREFIXES, default_limit=25, rate_window_s=12,
                request_id_on_success=False, ms_timestamps=False, contact_ref="user_id",
-               members_as_contacts=True, delivery_created_at=False)
+               members_as_contacts=True, delivery_created_at=False, group_by_paths=True)
 DIALECTS = {d.name: d for d in (DOCUMENT, DOCS)}
 
 

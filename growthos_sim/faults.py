@@ -21,8 +21,11 @@ KINDS = ("error", "rate_limit", "disconnect", "truncate", "cursor_expiry", "empt
          "repeat_cursor", "non_json")
 # Faults that need a cursor in the request: they misbehave in the middle of a walk.
 CURSOR_KINDS = {"cursor_expiry", "empty_page", "repeat_cursor"}
-# The time filters an API may ignore: the event stream's and the contact list's.
-FILTERS = ("from", "to", "created_after", "created_before")
+# What an API may ignore: the event stream's and the contact list's time filters (query
+# parameters), and the analytics query's `group_by` (a body field).
+QUERY_FILTERS = ("from", "to", "created_after", "created_before")
+BODY_FILTERS = ("group_by",)
+FILTERS = QUERY_FILTERS + BODY_FILTERS
 
 
 @dataclass
@@ -93,9 +96,11 @@ class Faults:
         with self._lock:
             return self._rng2.random() < rate
 
-    def filtered(self, params: dict[str, str]) -> dict[str, str]:
-        """The query parameters the handler sees: without the ones the API ignores."""
-        ignored = self.config.ignore_filters
+    def filtered(self, params: dict[str, Any], body: bool = False) -> dict[str, Any]:
+        """The query parameters (or with `body`, the body fields) the handler sees: without
+        the ones the API ignores."""
+        ignored = [k for k in self.config.ignore_filters
+                   if (k in BODY_FILTERS) == body]
         if not ignored or not any(k in params for k in ignored):
             return params
         return {k: v for k, v in params.items() if k not in ignored}

@@ -196,6 +196,8 @@ class Handler(BaseHTTPRequestHandler):
             body: Any = None
             if route.body_schema is not None:
                 body = check_body(sim.router, route.body_schema, raw)
+                if isinstance(body, dict):
+                    body = faults.filtered(body, body=True)
             req = Request(self.command, route.op_id, faults.filtered(params), path_params, body,
                           key, sim.world, rid, sim.cursors)
             with sim.world.lock:

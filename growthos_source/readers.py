@@ -17,7 +17,7 @@ import dlt
 from . import rejects, shapes, timeline
 from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
-from .errors import NotFoundError
+from .errors import MalformedResponseError, NotFoundError, ScopeError
 from .fanout import DONE, fan_out
 from .incremental import Cursor, parse_ts, ts_key
 from .prefetch import EventFeed
@@ -407,6 +407,7 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
     end = (parse_ts(ctx.end_date) - dt.timedelta(microseconds=1)).date() if ctx.end_date \
         else today + dt.timedelta(days=1)
     newest = last
+    probe = _newest_event(ctx)
     a = start
     while a <= end:
         b = min(end, a + dt.timedelta(days=365))
@@ -415,9 +416,37 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
             "to": b.isoformat(), "group_by": "event"})
         rows = [{"date": item["date"], "event": name, "count": n}
                 for item in body.get("data", []) for name, n in item.get("groups", {}).items()]
+        if probe is not None and a.isoformat() <= probe[0] <= b.isoformat():
+            _check_grouping(ep, rows, *probe)
         if rows:
             newest = max(newest or "", max(r["date"] for r in rows))
             yield rows
         a = b + dt.timedelta(days=1)
     if newest:
         state["last_date"] = newest
+
+
+def _newest_event(ctx: Context) -> tuple[str, str] | None:
+    """(day, name) of the newest event, to check the counts are grouped by event name; None
+    without events or without the events:read scope (the check is then skipped)."""
+    try:
+        body = ctx.client.request("GET", "/analytics/events", params={"limit": 1})
+    except ScopeError:
+        return None
+    data = body.get("data") or []
+    try:
+        return parse_ts(data[0]["timestamp"]).date().isoformat(), str(data[0]["event"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _check_grouping(ep: Endpoint, rows: list[Row], day: str, name: str) -> None:
+    """Our document groups by event name only; the docs' query groups by a field path
+    (`traits.source`), and an API that ignores `group_by` answers `{"all": n}`. Either way the
+    `event` column would silently hold other values: stop instead, with one line."""
+    names = sorted({str(r["event"]) for r in rows if r["date"] == day})
+    if name not in names:
+        raise MalformedResponseError(
+            f"{ep.table}: POST {ep.path} did not count events by name (its groups on {day} are "
+            f"{', '.join(names[:3]) or 'none'}, but that day has '{name}' events): this API's "
+            f"group_by differs from the documented one; deselect {ep.table}")

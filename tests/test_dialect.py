@@ -174,3 +174,22 @@ def test_every_table_is_exact_from_the_docs_dialect_with_small_pages(make_sim: A
     wh.sync(resources=tuple(CHECKS), page_size=10, events_window_days=30)
     for t in CHECKS:
         assert_equals_truth(wh, t)
+
+
+def test_docs_dialect_groups_counts_by_a_field_path(docs: Any, api: Any, make_sim: Any) -> None:
+    """The docs' example groups by `traits.source`; our document allows only `event`."""
+    query = {"type": "event_count", "from": "2026-05-01", "to": "2026-05-31",
+             "group_by": "traits.plan"}
+    doc = make_sim(contacts=20, events=50)
+    assert api(doc).post("/analytics/query", json=query).status_code == 422
+    answer = api(docs).post("/analytics/query", json=query).json()
+    plans = {str(c["traits"].get("plan")) if c["traits"].get("plan") is not None else "null"
+             for c in truth(docs, "contacts")}
+    groups = {g for d in answer["data"] for g in d["groups"]}
+    assert groups and groups <= plans | {"null"}
+    assert answer["total"] == sum(n for d in answer["data"] for n in d["groups"].values())
+    by_event = api(docs).post("/analytics/query", json={**query, "group_by": "event"}).json()
+    assert by_event["total"] == answer["total"]
+    names = {e["event"] for e in truth(docs, "events")
+             if "2026-05-01" <= e["timestamp"] < "2026-06"}
+    assert {g for d in by_event["data"] for g in d["groups"]} == names

@@ -146,3 +146,33 @@ def test_an_event_stream_that_never_ends_loads_each_event_once(make_sim: Any,
     wh.sync(resources=("events",), page_size=50, workers=1, events_window_days=36500)
     assert stats(sim).get("fault_endless_page", 0) > 0
     assert_equals_truth(wh, "events")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_daily_counts_are_grouped_by_event_name_in_either_dialect(make_sim: Any,
+                                                                  tmp_path: Path,
+                                                                  dialect: str) -> None:
+    sim = make_sim(dialect=dialect, contacts=30, events=300)
+    wh = Warehouse(tmp_path, sim)
+    wh.sync(resources=("daily_event_counts",))
+    assert_equals_truth(wh, "daily_event_counts")
+
+
+def test_counts_not_grouped_by_event_stop_with_one_clear_line(make_sim: Any, api: Any,
+                                                              tmp_path: Path) -> None:
+    """An API that ignores `group_by` answers {"all": n} per day: loaded as is, the `event`
+    column would hold "all". The connector checks the newest event's name is among that day's
+    groups and stops with one line instead."""
+    sim = make_sim(contacts=30, events=300)
+    set_faults(sim, ignore_filters=["group_by"])
+    answer = api(sim).post("/analytics/query", json={
+        "type": "event_count", "from": "2026-05-01", "to": "2026-05-31", "group_by": "event"})
+    assert answer.status_code == 200
+    assert {g for d in answer.json()["data"] for g in d["groups"]} == {"all"}
+    wh = Warehouse(tmp_path, sim)
+    with pytest.raises(PipelineStepFailed) as err:
+        wh.sync(resources=("daily_event_counts",))
+    line = one_line(err.value)
+    assert "\n" not in line and "daily_event_counts" in line, line
+    assert "did not count events by name" in line and "deselect daily_event_counts" in line
+    assert "daily_event_counts" not in wh.tables()
