@@ -131,6 +131,8 @@ def run_each(source: DltSource, run: Callable[[DltSource], LoadInfo]
             logger.warning("%s not loaded: %s", ", ".join(tables), one_line(exc))
             rest = [t for t in selected if t not in tables]
             if not rest:
+                if len(failures) == 1:
+                    raise  # the run's only table(s) failed: dlt's own error, as before
                 return None, failures
             source = source.with_resources(*rest)
 
