@@ -19,7 +19,7 @@ from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import run_lock
+from . import isolation, run_lock
 from .prefetch import EventFeed
 from .warehouse import deletes, duckdb, guard, recovery
 
@@ -122,15 +122,21 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     run_source = source if isinstance(source, DltSource) else source()
     recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
     rows: dict[str, int] = {}
+    failures: list[isolation.Failure] = []
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
-        _backfill_events(pipeline, source, backfill_windows, fmt, rows, progress,
-                         run_kwargs.get("table_format"))
-        run_source = source()  # a fresh source after the backfill's runs
-    info = _run_within_memory(pipeline, lambda: pipeline.run(
-        run_source, loader_file_format=fmt, **run_kwargs), rows)
-    applied = deletes.apply(pipeline)
-    return SyncResult(info, rows, applied, recovered)
+        failures += isolation.failing("events", lambda: _backfill_events(
+            pipeline, source, backfill_windows, fmt, rows, progress,
+            run_kwargs.get("table_format")))
+        run_source = isolation.without(source(), failures)  # fresh after the backfill's runs
+    info, failed = isolation.run_each(run_source, lambda s: _run_within_memory(
+        pipeline, lambda: pipeline.run(s, loader_file_format=fmt, **run_kwargs), rows))
+    failures += failed
+    applied = deletes.apply(pipeline) if info is not None else {}
+    result = SyncResult(info, rows, applied, recovered)
+    if failures:
+        raise isolation.TablesFailedError(failures, result)
+    return result
 
 
 def _run_within_memory(pipeline: dlt.Pipeline, run: Callable[[], LoadInfo],
