@@ -54,7 +54,8 @@ class Project:
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """`growthos-sync ARGS --config-dir <project>/.dlt`, started in another folder."""
         cmd = [str(BIN), *args] + (["--config-dir", str(self.config_dir)] if config else [])
-        return subprocess.run(cmd, check=False, cwd=self.elsewhere, env={**self.env, **(env or {})},
+        env = {**self.env, **(env or {})}
+        return subprocess.run(cmd, check=False, cwd=self.elsewhere, env=env,
                               capture_output=True, text=True, timeout=timeout)
 
     def ok(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
