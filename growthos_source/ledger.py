@@ -26,7 +26,6 @@ from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from . import tally
-from .endpoints import BY_TABLE
 from .rejects import REJECTS_TABLE
 
 logger = logging.getLogger("growthos_source")
@@ -158,7 +157,7 @@ class Recorder:
 
     def _table_rows(self, table: str) -> int:
         # Nested tables (`contacts__tags`) are parts of their parent's rows, not rows of it.
-        return self.rows.get(table, 0) if table in BY_TABLE else 0
+        return self.rows.get(table, 0) if "__" not in table else 0
 
     def _rejected(self) -> dict[str, int]:
         """Rejects per table in this run's loads (`_growthos_rejects` names the table)."""

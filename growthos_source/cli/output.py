@@ -81,15 +81,16 @@ def setup_logging(log_file: Path, verbose: bool) -> None:
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> str:
-    """A plain text table: a header, a rule, one line per row; numbers right-aligned."""
+    """A plain text table, indented two spaces: a header, a rule, one line per row; numbers
+    right-aligned."""
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows)
                for c in columns]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if n else v.ljust(w)
-                         for v, w, n in zip(values, widths, numeric)).rstrip()
+        return "  " + "  ".join(v.rjust(w) if n else v.ljust(w)
+                                for v, w, n in zip(values, widths, numeric)).rstrip()
 
     out = [line(columns), line(["-" * w for w in widths])]
     out += [line(row) for row in cells]

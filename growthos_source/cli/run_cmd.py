@@ -69,7 +69,9 @@ def factory(args: argparse.Namespace, tables: list[str] | None,
     def build(**kw: Any) -> Any:
         src = growthos(**{**fixed, **kw})
         if tables is not None and not kw.get("events_feed"):
-            src = src.with_resources(*tables)
+            # The history tables ride on their table's selection.
+            extra = [f"{t}_history" for t in fixed.get("history", []) if t in tables]
+            src = src.with_resources(*tables, *extra)
         return src
     return build
 
@@ -126,6 +128,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not wanted:
         print("Nothing to backfill.")
         return 0
+    kw.pop("history", None)  # a bounded run cannot tell deletes: history is left as it is
     print(f"Backfilling {start} .. {kw.get('end_date') or end or 'now'} "
           f"(pipeline {name}; the nightly marks are not touched)")
     return run(args, p, kw, wanted, "backfill")
