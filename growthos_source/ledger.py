@@ -107,6 +107,13 @@ class Recorder:
     def tables(self, source: Any) -> None:
         """The tables this run loads: the source's selected resources that are tables."""
         self.table_names = [n for n in source.selected_resources if not n.startswith("_")]
+        if not source_marks(self.pipeline):
+            # A runner that starts empty: dlt would restore the state from the warehouse at
+            # the start of the run; restore it now so the marks before are the real ones.
+            try:
+                self.pipeline.sync_destination()
+            except Exception as e:  # noqa: BLE001  the run itself will report the warehouse
+                logger.info("state not restored before the run: %s", e)
         self.marks_before = {t: newest_mark(v) for t, v in source_marks(self.pipeline).items()}
 
     def loaded(self, pipeline: dlt.Pipeline, info: LoadInfo | None) -> None:
