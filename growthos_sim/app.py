@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from .control import Control
+from .dialect import Dialect, by_name
 from .faults import Faults
 from .generate import DEFAULT_KEY
 from .pagination import Cursors
@@ -23,25 +24,28 @@ class SimServer:
 
     `SimServer(seed=7, contacts=1000, events=10000).start()` binds 127.0.0.1 on a free port;
     `base_url` is what a client uses (`http://127.0.0.1:PORT/v1`). Same seed and sizes, same data.
+    `dialect="docs"` serves the shapes of the public docs where they differ from our document
+    (dialect.py); the same seed gives the same data in either, apart from the id prefixes.
     """
 
     def __init__(self, *, seed: int = 7, contacts: int = 1000, events: int = 10_000,
                  plan: str = "unlimited", latency_ms: int = 0,
                  keys: dict[str, list[str]] | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, dialect: str = "document") -> None:
         self.seed, self.n_contacts, self.n_events = seed, contacts, events
         self.keys = keys or {DEFAULT_KEY: ["*"]}
         self.host, self.port = host, port
         self.latency_ms = latency_ms
-        self.limiter = RateLimiter(plan)
+        self.dialect: Dialect = by_name(dialect)
+        self.limiter = RateLimiter(plan, self.dialect.rate_window_s)
         self.document_bytes, doc = load_document()
-        self.router = Router(doc)
+        self.router = Router(self.dialect.contract(doc))
         self.handlers = HANDLERS
         self.cursors = Cursors(secrets.token_bytes(32))
         self.faults = Faults()
         self.stats = Stats()
         self.control = Control(self)
-        self.world: World = build_world(seed, contacts, events, self.keys)
+        self.world: World = build_world(seed, contacts, events, self.keys, self.dialect)
         self._httpd: Any = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -78,7 +82,8 @@ class SimServer:
         self.seed = self.seed if seed is None else int(seed)
         self.n_contacts = self.n_contacts if contacts is None else int(contacts)
         self.n_events = self.n_events if events is None else int(events)
-        world = build_world(self.seed, self.n_contacts, self.n_events, self.keys)
+        world = build_world(self.seed, self.n_contacts, self.n_events, self.keys,
+                            self.dialect)
         with self.world.lock:
             self.world = world
         self.faults = Faults()
@@ -91,6 +96,7 @@ class SimServer:
         w = self.world
         with w.lock:
             return {"seed": self.seed, "contacts": len(w.contacts), "events": len(w.events),
-                    "plan": self.limiter.plan, "now": self.now_iso(),
+                    "plan": self.limiter.plan, "dialect": self.dialect.name,
+                    "now": self.now_iso(),
                     "waitlist_ids": [r["id"] for r in w.waitlists.iter_live()],
                     "funnel_ids": list(w.funnels), "cohort_ids": list(w.cohorts)}

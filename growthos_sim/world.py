@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dialect import DOCUMENT, Dialect
 from .events import EventStore
 from .table import Record, Table
 from .util import DAY_MS, iso_date, iso_ms, parse_ms
@@ -55,6 +56,7 @@ class World:
     clock: Clock
     rng: random.Random
     project: Record
+    dialect: Dialect = DOCUMENT  # the shapes served (ids are minted with its prefixes)
     contacts: Table = field(default_factory=lambda: Table("created_at"))
     scores: dict[str, dict[str, int]] = field(default_factory=dict)
     segments: Table = field(default_factory=lambda: Table("created_at"))

@@ -83,8 +83,9 @@ class Recorder:
     """Collects one run's facts for the ledger; `sync()` drives it.
 
         with Recorder(pipeline) as rec:
-            rec.tables(source)        # once the source is built
-            rec.loaded(pipeline, info)  # after every pipeline.run that returned
+            rec.tables(source)   # once the source is built
+            rec.rows[table] += n  # rows of every pipeline.run that returned
+            rec.loaded(info)     # its load ids
             rec.deleted(applied)
     """
 
@@ -116,14 +117,11 @@ class Recorder:
                 logger.info("state not restored before the run: %s", e)
         self.marks_before = {t: newest_mark(v) for t, v in source_marks(self.pipeline).items()}
 
-    def loaded(self, pipeline: dlt.Pipeline, info: LoadInfo | None) -> None:
+    def loaded(self, info: LoadInfo | None) -> None:
+        """A pipeline.run() returned: its loads committed. (sync() adds the rows they
+        extracted to `self.rows`.)"""
         if info is not None:
             self.load_ids += [i for i in info.loads_ids if i not in self.load_ids]
-        trace = pipeline.last_trace
-        if trace is None or trace.last_normalize_info is None:
-            return
-        for t, n in trace.last_normalize_info.row_counts.items():
-            self.rows[t] = self.rows.get(t, 0) + n
 
     def deleted(self, applied: Mapping[str, int]) -> None:
         self.applied = dict(applied)

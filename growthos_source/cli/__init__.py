@@ -4,12 +4,14 @@
     growthos-sync backfill --start-date D [--end-date D]             bounded history load
     growthos-sync reset TABLE...                                     reload tables from scratch
     growthos-sync status                                             marks, rows, last runs
+    growthos-sync models                                             analytics views
     growthos-sync demo                                               local server -> DuckDB
 
 Configuration comes from dlt's usual places: `--config-dir` (default `./.dlt` if present, else
 dlt's global folder: `~/.dlt`, `/var/dlt` as root), then the environment
 (SOURCES__GROWTHOS__API_KEY, SOURCES__GROWTHOS__BASE_URL, DESTINATION__DUCKDB__CREDENTIALS,
-DLT_DATA_DIR). Exit codes: 0 done, 1 failed (one `error:` line), 2 bad usage, 130 interrupted.
+DLT_DATA_DIR). Exit codes: 0 done, 1 failed (one `error:` line), 2 bad usage, 75 another run
+of the pipeline is in progress (try again later), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 import dlt
 
 from ..cli_errors import one_line
+from ..run_lock import EXIT_LOCKED, RunInProgressError
 from . import common, demo_cmd, reset_cmd, run_cmd, status_cmd
 from .config_dir import use_config_dir
 from .output import setup_logging
@@ -41,6 +44,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "reset": ("drop tables and their marks so the next sync reloads them", reset_cmd.cmd_reset),
     "status": ("per table: last successful run, mark, rows, lag; runs in progress",
                status_cmd.cmd_status),
+    "models": ("create the analytics views over the loaded tables (docs/sql-models.md)",
+               lambda args: _models(args)),
     "demo": ("start the local GrowthOS server and sync it into growthos_demo.duckdb",
              demo_cmd.cmd_demo),
 }
@@ -59,12 +64,21 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("tables", nargs="+", metavar="TABLE", help="tables to reload")
         if name == "demo":
             s.add_argument("--progress", default="none", choices=["none", "log"])
+            s.add_argument("--models", action="store_true",
+                           help="also create the analytics views in the demo warehouse")
             s.add_argument("--contacts", type=int, default=2000,
                            help="contacts in the demo data (default 2000)")
             s.add_argument("--events", type=int, default=20_000,
                            help="events in the demo data (default 20000)")
         s.set_defaults(func=func)
     return p
+
+
+def _models(args: argparse.Namespace) -> int:
+    p = common.pipeline(args)
+    p.sync_destination()  # a runner that starts empty: the schema from the warehouse
+    common.print_models(p)
+    return 0
 
 
 def _normalize(argv: list[str]) -> list[str]:
@@ -89,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; the next run resumes from the last committed state",
               file=sys.stderr)
         return 130
+    except RunInProgressError as exc:  # try again later: not a failed run
+        print(f"error: {exc}", file=sys.stderr)
+        return int(EXIT_LOCKED)
     except SystemExit:
         raise
     except BaseException as exc:

@@ -24,7 +24,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config-dir", metavar="DIR", help="folder with config.toml/secrets.toml "
                    "(default: ./.dlt if present, else dlt's global folder); relative paths in "
                    "it resolve against its parent folder")
-    p.add_argument("--destination", default="duckdb", help="any dlt destination (default duckdb)")
+    p.add_argument("--destination", default="duckdb", help="any dlt destination (default "
+                   "duckdb); delta: the filesystem destination with Delta tables "
+                   "(DESTINATION__FILESYSTEM__BUCKET_URL)")
     p.add_argument("--duckdb-memory-limit", default=DEFAULT_MEMORY_LIMIT,
                    help=f"cap on DuckDB's buffer pool (default {DEFAULT_MEMORY_LIMIT}; 'none': "
                    "DuckDB's 80%% of RAM)")
@@ -41,7 +43,7 @@ def destination(args: argparse.Namespace, database: str | None = None) -> Any:
     """DuckDB (the file `database`, else the one dlt's config names) with a capped buffer pool,
     or the named dlt destination as configured."""
     if database is None and args.destination != "duckdb":
-        return args.destination
+        return "filesystem" if args.destination == "delta" else args.destination
     limit = None if args.duckdb_memory_limit.lower() in ("none", "0", "") else \
         args.duckdb_memory_limit
     return duckdb_destination(database, memory_limit=limit)
@@ -100,6 +102,15 @@ def warn_start_date_ignored(p: dlt.Pipeline, start_date: str | None,
                        "continue from them; to load older history run `growthos-sync backfill "
                        "--start-date %s --end-date ...`", start_date, ", ".join(have),
                        start_date)
+
+
+def print_models(p: dlt.Pipeline) -> None:
+    """Create the analytics views (docs/sql-models.md); the ones whose tables were not loaded
+    are logged as skipped."""
+    from ..models import create_models
+
+    made = create_models(p)
+    print(f"\nCreated {len(made)} views in {p.dataset_name}: {', '.join(made)}")
 
 
 def print_summary(result: Any, header: str = "Loaded") -> None:

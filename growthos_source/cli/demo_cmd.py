@@ -49,6 +49,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = sync(pipeline, growthos(**fixed), command="demo")
         print("\nAfter one simulated day of activity, the incremental run:")
         common.print_summary(result)
+        if getattr(args, "models", False):
+            common.print_models(pipeline)
 
     sql = EXAMPLE_SQL.replace("growthos.", f"{args.dataset_name}.")
     print(f"\nExample query ({DEMO_DB}):\n{sql}\n")

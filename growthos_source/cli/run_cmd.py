@@ -47,6 +47,11 @@ def add_sync_options(p: argparse.ArgumentParser, backfill: bool = False) -> None
     p.add_argument("--progress", default="none", choices=["none", "log", "bar", "tqdm",
                                                           "enlighten", "alive_progress"],
                    help="none (default), log, or bar (event windows done/total, rows/s, ETA)")
+    p.add_argument("--wait-for-lock", type=float, default=0.0, metavar="SECONDS",
+                   help="another run of this pipeline in progress: wait up to SECONDS for it "
+                   "(default 0: exit at once with code 75)")
+    p.add_argument("--models", action="store_true", help="after the sync, create the analytics "
+                   "views (contacts_current, survey_nps, daily_events, ...: docs/sql-models.md)")
     p.add_argument("--backfill-windows", type=int, default=8, help="load an event stream that "
                    "is behind in chunks of this many windows, each committed on its own, so an "
                    "interrupted load resumes where it stopped (default 8; 0: one run)")
@@ -82,8 +87,12 @@ def run(args: argparse.Namespace, pipeline: dlt.Pipeline, kw: dict[str, Any],
     with ChunkProgress(args.progress) as bar:
         result = sync(pipeline, factory(args, tables, kw),
                       backfill_windows=args.backfill_windows or None,
-                      progress=bar.callback(), command=command)
+                      progress=bar.callback(), command=command,
+                      table_format="delta" if args.destination == "delta" else None,
+                      wait_for_lock=args.wait_for_lock)
     common.print_summary(result)
+    if args.models:
+        common.print_models(pipeline)
     return 0
 
 

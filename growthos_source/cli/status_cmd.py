@@ -121,5 +121,7 @@ def _in_progress(p: dlt.Pipeline) -> str:
 
 
 def _run_lock(p: dlt.Pipeline) -> bool | None:
-    """Whether another process holds the pipeline's run lock (None: no lock to ask)."""
-    return None
+    """Whether a process holds the pipeline's run lock (run_lock.py)."""
+    from ..run_lock import lock_state
+
+    return lock_state(p.working_dir).held
