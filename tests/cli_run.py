@@ -72,4 +72,6 @@ class WarehouseFile(Warehouse):
     """The tests' Warehouse view of a DuckDB file some other process loaded."""
 
     def __init__(self, db: Path, sim: SimServer, dataset: str) -> None:
-        self.sim, self.dataset, self.db = sim, dataset, str(db)
+        self.sim, self.dataset, self.db, self.kind = sim, dataset, str(db), "duckdb"
+        self.postgres_url, self.table_format = None, None
+        self.lake = db.parent / "lake"
