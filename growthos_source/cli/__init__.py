@@ -85,7 +85,11 @@ def _normalize(argv: list[str]) -> list[str]:
     """`growthos-sync --resources x` means `sync --resources x`; `--demo` means `demo`."""
     if "--demo" in argv:
         return ["demo"] + [a for a in argv if a != "--demo"]
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+    named = [a for a in argv if a in COMMANDS]  # `--config-dir D status` too: no table has
+    if named:                                   # a command's name
+        i = argv.index(named[0])
+        return [argv[i]] + argv[:i] + argv[i + 1:]
+    if not argv or argv[0] not in ("-h", "--help"):
         return ["sync"] + argv
     return argv
 
