@@ -147,3 +147,12 @@ def test_demo_runs_from_any_folder(tmp_path: Path, make_sim) -> None:
     out = p.ok("demo", "--contacts", "80", "--events", "500", config=False).stdout
     assert "Loaded " in out and "After one simulated day" in out and "Example query" in out
     assert (p.elsewhere / "growthos_demo.duckdb").is_file()
+
+
+def test_subcommand_found_after_common_options() -> None:
+    from growthos_source.cli import _normalize
+
+    assert _normalize(["--config-dir", "d", "status"]) == ["status", "--config-dir", "d"]
+    assert _normalize(["--resources", "contacts"]) == ["sync", "--resources", "contacts"]
+    assert _normalize(["--demo", "-v"]) == ["demo", "-v"]
+    assert _normalize([]) == ["sync"]
