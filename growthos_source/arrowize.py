@@ -5,8 +5,10 @@ skip it (extract writes parquet directly). To keep the table just as queryable, 
 are flattened into `parent__child` columns here, lists are kept as JSON text, and documented
 date-time fields become timestamps. Column types must stay stable across pages and runs (dlt
 cannot alter a parquet column's type), so the first type seen — or the type already in the
-schema — wins: integers fit a double column, anything fits a text column, and a value that does
-not fit goes to a variant column `<name>__v_<type>` (dlt's own convention): nothing is dropped.
+schema — wins, and a value goes into a column only if the column's type holds it exactly (the
+rules of values.py, shared with the row path): others go to the variant column
+`<name>__v_<type>` (dlt's own convention), integers beyond int64 as text. Keys of one record
+that would share a column name are renamed as values.py does. Nothing is dropped or changed.
 
 A batch is converted by pyarrow, in C++, into one struct array whose fields are split into
 columns. When the pages' response bodies came along (walks.PageRows), pyarrow's JSON reader
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from .keys import ascii_key
+from .values import EXACT_IN_DOUBLE, as_stored, needs_exact_parse, rename_collisions, value_type
 
 TIMESTAMP_FIELDS = ("timestamp", "received_at")
 _TS = pa.timestamp("us", tz="UTC")
@@ -87,11 +90,6 @@ def _timestamps(values: pa.Array | list[Any]) -> pa.Array | None:
         return None
 
 
-def _text(values: list[Any]) -> pa.Array:
-    return pa.array([v if v is None or isinstance(v, str) else orjson.dumps(v).decode()
-                     for v in values], pa.string())
-
-
 class Batch:
     """Rows collected for one arrow table, with the response bodies of the pages they came
     from when every page brought its body (the rows must be some of the page's `data`, the
@@ -138,6 +136,8 @@ def _plain(t: pa.DataType) -> bool:
 def _read_bodies(bodies: list[bytes], mask: list[bool], n: int) -> pa.StructArray | None:
     """The rows of the pages' `data` arrays chosen by `mask`, parsed by pyarrow's JSON reader
     (outside the GIL); None if it cannot, or types a value otherwise than `pa.array` would."""
+    if any(map(needs_exact_parse, bodies)):
+        return None  # numbers the reader would round: the dicts hold them exactly
     lines = [b.translate(_TO_SPACE) if b"\n" in b or b"\r" in b else b for b in bodies]
     block = max(_MIN_BLOCK, max(map(len, lines)) + 1)  # a page must fit in one block
     try:
@@ -164,12 +164,25 @@ class ArrowPages:
 
     def __init__(self, known: dict[str, str] | None = None,
                  normalize: Callable[[str], str] = lambda s: s,
-                 required: tuple[str, ...] = ("id",)) -> None:
+                 required: tuple[str, ...] = ("id",), always: tuple[str, ...] = ()) -> None:
         self._required = set(required)  # the primary key: non-nullable, as dlt declares it
         self.types: dict[str, pa.DataType] = {
             name: _DLT_TYPES[t] for name, t in (known or {}).items() if t in _DLT_TYPES}
         self._normalize = normalize
         self._names: dict[str, str] = {}
+        # columns every table has, null or not (the document's, columns.py)
+        self._always = [n for n in always if n in self.types]
+        self._keys: dict[str, str] = {}
+
+    def _key(self, key: str) -> str:
+        """One key as its column-name fragment."""
+        n = self._keys.get(key)
+        if n is None:
+            n = self._keys[key] = self._normalize(ascii_key(key))
+        return n
+
+    def _column_of(self, path: tuple[str, ...]) -> str:
+        return self._name("__".join(map(ascii_key, path)))
 
     def _name(self, key: str) -> str:
         n = self._names.get(key)
@@ -179,7 +192,7 @@ class ArrowPages:
 
     def table(self, rows: list[dict[str, Any]] | Batch) -> pa.Table:
         """`rows` (or a Batch of them) as an arrow table; see the module docstring."""
-        columns = None
+        columns: dict[str, pa.Array] | None = None
         if isinstance(rows, Batch):
             if rows.bodies:
                 struct = _read_bodies(rows.bodies, rows.mask, len(rows.rows))
@@ -190,6 +203,9 @@ class ArrowPages:
             columns = self._arrow_columns(rows)
         if columns is None:
             columns = self._python_columns(rows)
+        for name in self._always:
+            if name not in columns:
+                columns[name] = pa.nulls(len(rows), self.types[name])
         schema = pa.schema([pa.field(n, a.type, nullable=n not in self._required)
                             for n, a in columns.items()])
         return pa.table(columns, schema=schema)
@@ -224,64 +240,82 @@ class ArrowPages:
                 continue
             name = self._name(key)
             if name in out:
-                return False  # `a__b` both as a key and as a path: let the Python path decide
+                return False  # two keys, one column name: the Python path renames one
             if pa.types.is_null(child.type):
                 if name in self.types:
-                    arr, col = self._column(name, key, [None] * len(child))
-                    out[col] = arr
-                continue  # no type can be inferred yet; dlt drops such columns too
-            if pa.types.is_list(child.type) or pa.types.is_large_list(child.type):
+                    placed = self._column(name, key, [None] * len(child))
+                else:
+                    continue  # no type can be inferred yet; dlt drops such columns too
+            elif pa.types.is_list(child.type) or pa.types.is_large_list(child.type):
                 values: list[Any] = [None] * len(child)
                 for i in pc.indices_nonzero(child.is_valid()).to_pylist():  # lists are rare
                     values[i] = _json_list(_dig(rows[i], (*path, field.name)))
-                arr, col = self._column(name, key, values)
+                placed = self._column(name, key, values)
             else:
-                arr, col = self._fit(name, key, child)
-            out[col] = arr
+                placed = self._fit(name, key, child)
+            for col, arr in placed:
+                if col in out:
+                    return False
+                out[col] = arr
         return True
 
-    def _fit(self, name: str, key: str, arr: pa.Array) -> tuple[pa.Array, str]:
-        """Place a column pyarrow typed: cast where the column's type takes it, else variant."""
+    def _fit(self, name: str, key: str, arr: pa.Array) -> list[tuple[str, pa.Array]]:
+        """Place a column pyarrow typed: where the column's type holds it, else variants."""
         want = self._want(name, key)
         if want == _TS and pa.types.is_string(arr.type):
             ts = _timestamps(arr)
             if ts is not None:
-                return ts, name
+                return [(name, ts)]
         if arr.type not in _NAMES:
             return self._column(name, key, arr.to_pylist())
         return self._place(name, arr)
 
     def _python_columns(self, rows: list[dict[str, Any]]) -> dict[str, pa.Array]:
+        for r in rows:
+            rename_collisions(r, self._column_of, self._key)
         flat = [flatten(r) for r in rows]
-        keys: dict[str, None] = {}
-        for r in flat:
-            keys.update(dict.fromkeys(r))
+        by_name: dict[str, list[Any]] = {}
+        first_key: dict[str, str] = {}
+        for i, r in enumerate(flat):
+            for key, v in r.items():
+                name = self._name(key)
+                values = by_name.get(name)
+                if values is None:
+                    values = by_name[name] = [None] * len(flat)
+                    first_key[name] = key
+                values[i] = v
         columns: dict[str, pa.Array] = {}
-        for key in keys:
-            name = self._name(key)
-            values = [r.get(key) for r in flat]
+        for name, values in by_name.items():
             if all(v is None for v in values) and name not in self.types:
                 continue  # no type can be inferred yet; dlt drops such columns too
-            arr, col = self._column(name, key, values)
-            columns[col] = arr
+            for col, arr in self._column(name, first_key[name], values):
+                columns[col] = _coalesce(columns.get(col), arr)
         return columns
 
-    def _column(self, name: str, key: str, values: list[Any]) -> tuple[pa.Array, str]:
-        """Type a column's Python values, then place them as `_fit` does."""
+    def _column(self, name: str, key: str, values: list[Any]) -> list[tuple[str, pa.Array]]:
+        """Type a column's Python values, then place them as `_fit` does; values of several
+        types are placed a type at a time."""
         want = self._want(name, key)
         if want is not None and all(v is None for v in values):
-            return pa.nulls(len(values), want), name
+            return [(name, pa.nulls(len(values), want))]
         if want == _TS:
             ts = _timestamps(values)
             if ts is not None:
-                return ts, name
+                return [(name, ts)]
         try:
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            arr = _text(values)  # mixed types within the batch
-        if arr.type not in _NAMES:
-            arr = _text(values)
-        return self._place(name, arr)
+            arr = None  # mixed types within the batch, or integers beyond int64
+        if arr is not None and arr.type in _NAMES:
+            return self._place(name, arr)
+        types = [value_type(v) for v in values]
+        out: dict[str, pa.Array] = {}
+        for t in dict.fromkeys(t for t in types if t is not None):
+            part = pa.array([as_stored(v) if vt == t else None for v, vt in zip(values, types)],
+                            _DLT_TYPES[t])
+            for col, a in self._place(name, part):
+                out[col] = _coalesce(out.get(col), a)
+        return list(out.items())
 
     def _want(self, name: str, key: str) -> pa.DataType | None:
         want = self.types.get(name)
@@ -289,17 +323,34 @@ class ArrowPages:
             want = self.types[name] = _TS
         return want
 
-    def _place(self, name: str, arr: pa.Array) -> tuple[pa.Array, str]:
-        """`arr` (of one of the _NAMES types) into column `name` or, if the column's type
-        cannot hold its values exactly, into the variant column for its type. Never an unsafe
-        cast: pyarrow would silently truncate 2.5 into a BIGINT column as 2."""
+    def _place(self, name: str, arr: pa.Array) -> list[tuple[str, pa.Array]]:
+        """`arr` (of one of the _NAMES types) into column `name` where the column's type holds
+        its values exactly, the rest into the variant column for its type. Never an unsafe
+        cast: pyarrow would silently truncate 2.5 into a BIGINT column as 2, and round
+        9007199254740993 into a DOUBLE one."""
         want = self.types.setdefault(name, arr.type)
         if arr.type == want:
-            return arr, name
+            return [(name, arr)]
         if want == pa.float64() and arr.type == pa.int64():
-            return arr.cast(want), name
-        if want == pa.string():
-            return _text(arr.to_pylist()), name  # anything fits a text column
+            big = pc.fill_null(pc.greater(pc.abs(arr), EXACT_IN_DOUBLE), False)
+            if not pc.any(big).as_py():
+                return [(name, arr.cast(want))]
+            exact = pc.if_else(big, pa.scalar(None, pa.int64()), arr).cast(want)
+            return [(name, exact), self._variant(name, pc.if_else(big, arr, None))]
+        if want == _TS and pa.types.is_string(arr.type):
+            parsed = [_timestamps([v]) if v is not None else None for v in arr.to_pylist()]
+            ts = pa.array([p[0].as_py() if p is not None else None for p in parsed], _TS)
+            rest = pa.array([v if v is not None and p is None else None
+                             for v, p in zip(arr.to_pylist(), parsed)], pa.string())
+            return [(name, ts), self._variant(name, rest)]
+        return [self._variant(name, arr)]
+
+    def _variant(self, name: str, arr: pa.Array) -> tuple[str, pa.Array]:
         variant = f"{name}__v_{_NAMES[arr.type]}"  # dlt's naming
         self.types.setdefault(variant, arr.type)
-        return arr, variant
+        return variant, arr
+
+
+def _coalesce(have: pa.Array | None, new: pa.Array) -> pa.Array:
+    """Two partial arrays of one column (values of two types placed in it) as one."""
+    return new if have is None else pc.coalesce(have, new)

@@ -21,7 +21,7 @@ from typing import Any, Self
 import httpx
 import orjson
 
-from . import tally
+from . import tally, values
 from .concurrency import ConcurrencyLimit
 from .errors import (
     API_KEY_HINT,
@@ -338,6 +338,9 @@ class GrowthOSClient:
         if response.status_code == 204 or not response.content:
             return {}
         try:
+            if values.needs_exact_parse(response.content):
+                # orjson would round long numbers: the exact parse keeps them (values.py)
+                return values.exact_json(response.content)
             # orjson parses the event stream's pages ~30% faster; it refuses what json accepts
             # beyond strict UTF-8 JSON (NaN, integers over 64 bits, other charsets).
             return orjson.loads(response.content)

@@ -33,7 +33,8 @@ class Endpoint:
                     need all parents every run, while the parents' tables load only changes
       list          a paginated top-level list loaded as is (GET /settings/keys)
       passthrough   the table of a parent walk's records (GET /contacts -> contacts)
-      child         a paginated list per parent record (GET /surveys/{id}/responses)
+      child         a paginated list per parent record (GET /surveys/{id}/responses); the
+                    path's `{<parent_field>}` is the parent record's value of that field
       child_object  one object per parent record (GET /campaigns/{id}/stats)
       object        one object per run (GET /settings)
       objects_by_id one object per configured id (GET /waitlists/{id}); `ids_arg` names the
@@ -59,6 +60,10 @@ class Endpoint:
     cascade: tuple[tuple[str, str], ...] = ()  # (table, column) rows that die with a record
     refresh_on: tuple[str, ...] = ()  # re-load a record when these fields change
     opt_in: bool = False  # not loaded unless asked for by name
+    # parent walks: read in concurrent created_at windows (the list filters by created_at)
+    windowed: bool = False
+    # snapshot objects: this column is set to the run's start time (their primary key)
+    stamp: str | None = None
     columns: dict[str, dict[str, object]] = field(default_factory=dict)
     shapes: tuple[Shape, ...] = ()
     # Records may come without the `cursor` field (the docs' delivery logs have no created_at):
@@ -81,12 +86,12 @@ def _nullable(*names: str) -> dict[str, dict[str, object]]:
 CONTACT_SHAPES = (Shape("external_id", (("user_id", "external_id"),)),)
 
 
-def _parent(name: str, path: str, scope: str) -> Endpoint:
-    return Endpoint(name, path, scope, kind="parent")
+def _parent(name: str, path: str, scope: str, windowed: bool = False) -> Endpoint:
+    return Endpoint(name, path, scope, kind="parent", windowed=windowed)
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    _parent("_contacts_all", "/contacts", "contacts:read"),
+    _parent("_contacts_all", "/contacts", "contacts:read", windowed=True),
     _parent("_segments_all", "/segments", "segments:read"),
     _parent("_programs_all", "/referrals/programs", "referrals:read"),
     _parent("_campaigns_all", "/campaigns", "campaigns:read"),
@@ -148,7 +153,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("events", "/analytics/events", "events:read", write_disposition="append",
              kind="events", cursor="timestamp"),
     Endpoint("analytics_overview", "/analytics/overview", "analytics:read", ("synced_at",),
-             "append", kind="object"),
+             "append", kind="object", stamp="synced_at"),
     Endpoint("daily_event_counts", "/analytics/query", "analytics:read", ("date", "event"),
              kind="daily_counts"),
     Endpoint("funnels", "/analytics/funnels/{id}", "analytics:read", write_disposition="replace",
@@ -161,3 +166,27 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 BY_TABLE = {e.table: e for e in ENDPOINTS}
+
+
+def root_table(ep: Endpoint) -> str:
+    """The top-level resource whose walk feeds `ep` (itself when it has no parent)."""
+    while ep.parent is not None:
+        ep = BY_TABLE[ep.parent]
+    return ep.table
+
+
+def user_tables(table: str, selected: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The tables a user can name that are `table` or read through it: a hidden parent walk
+    (`_campaigns_all`) stands for the tables it feeds (`campaigns`, `campaign_stats`).
+    `selected` limits them to the ones being loaded."""
+    out = []
+    for ep in ENDPOINTS:
+        if ep.table.startswith("_") or (selected is not None and ep.table not in selected):
+            continue
+        e: Endpoint | None = ep
+        while e is not None:
+            if e.table == table:
+                out.append(ep.table)
+                break
+            e = BY_TABLE[e.parent] if e.parent else None
+    return tuple(out)

@@ -134,11 +134,13 @@ class ScopeError(GrowthOSError):
         self.required_scope = required_scope
         self.granted_scopes = list(granted_scopes)
         self.path = path
+        self.tables: tuple[str, ...] = ()  # the tables that need it (set by the source)
         needed = f"scope {required_scope}" if required_scope else "a scope (not named by the API)"
         granted = ", ".join(self.granted_scopes) or "none"
         message = (
-            f"the API key lacks {needed} needed for {method} {path}: add the scope to the key "
-            f"or deselect the resource (granted scopes: {granted})"
+            f"the API key lacks {needed} needed for {method} {path}: add the scope to the key, "
+            "or leave the table out (--resources) or set on_missing_scope='skip' "
+            f"(granted scopes: {granted})"
         )
         super().__init__(message, code=code, request_id=request_id, status=403, details=details)
 

@@ -16,6 +16,7 @@ import dlt
 
 from . import rejects, timeline
 from .arrowize import ArrowPages, Batch
+from .columns import declared_types
 from .endpoints import Endpoint
 from .fanout import DONE, fan_out
 from .incremental import Cursor, iso_z, parse_ts
@@ -41,7 +42,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     dlt's row-by-row normalizer to be the bottleneck.
     """
     marks = table_marks(ep.table)
-    cur = Cursor(marks, "all", "timestamp", ctx.start_date, ctx.end_date)
+    cur = Cursor(marks, "all", ep.cursor or "timestamp", ctx.start_date, ctx.end_date)
     arrow = _arrow(ep)
     feed = ctx.events_feed
     client = feed.client(ctx.client) if feed is not None else ctx.client
@@ -108,8 +109,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
 def _arrow(ep: Endpoint) -> ArrowPages:
     schema = dlt.current.source_schema()
     columns = schema.tables.get(ep.table, {}).get("columns", {})
-    return ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
-                      schema.naming.normalize_path)
+    known = {**declared_types(ep.table),  # the document's columns, in every batch (columns.py)
+             **{n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")}}
+    return ArrowPages(known, schema.naming.normalize_path, always=tuple(declared_types(ep.table)))
 
 
 def _one_walk(ctx: Context, ep: Endpoint, client: Any, cur: Cursor, low: str | None,

@@ -142,8 +142,14 @@ class Recorder:
         rejected = self._rejected()
         error = None if exc is None else one_line(exc)
         status = "ok" if exc is None else "failed"
+        # Some tables failed, the others loaded (isolation.TablesFailedError): per table.
+        per_table = {t: one_line(f.error) for f in getattr(exc, "failures", None) or []
+                     for t in f.tables}
         out = []
         for table in self.table_names or ["*"]:
+            if per_table:
+                error = per_table.get(table)
+                status = "ok" if error is None else "failed"
             counts = self.tally.get(table)
             out.append({
                 "run_id": self.run_id, "pipeline_name": self.pipeline.pipeline_name,

@@ -16,7 +16,7 @@ import dlt
 
 from . import rejects, shapes, timeline
 from .client import GrowthOSClient, quote_path_segment
-from .endpoints import Endpoint
+from .endpoints import Endpoint, root_table
 from .errors import MalformedResponseError, NotFoundError, ScopeError
 from .fanout import DONE, fan_out
 from .incremental import Cursor, parse_ts, ts_key
@@ -65,6 +65,9 @@ class Tally:
     def done(self) -> bool:
         return self.expected is not None and self.pages == self.expected
 
+    def reset(self) -> None:
+        self.pages, self.expected = 0, None
+
 
 @dataclass
 class Context:
@@ -80,6 +83,20 @@ class Context:
     settling_days: int = 3
     run_started: str = ""
     events_feed: EventFeed | None = None
+    # A token per top-level resource, new each time dlt starts it: a run retried without a
+    # failed table (isolation.py) extracts the same source again, and transformers must then
+    # forget what they kept from the first attempt (see `fresh`).
+    extracts: dict[str, object] = field(default_factory=dict)
+
+
+def fresh(ctx: Context, ep: Endpoint, run: dict[str, Any], tally: Tally | None = None) -> None:
+    """Clear a transformer's per-run memory if this is a new extract of its parent walk."""
+    token = ctx.extracts.get(root_table(ep))
+    if run.get("_extract") is not token:
+        run.clear()
+        run["_extract"] = token
+        if tally is not None:
+            tally.reset()
 
 
 # /contacts is walked in created_at windows, this many per worker: a window's walk is one cursor
@@ -100,8 +117,7 @@ def _id_field(ep: Endpoint) -> str:
 
 
 def _child_path(ep: Endpoint, parent_value: str) -> str:
-    seg = quote_path_segment(parent_value)
-    return ep.path.replace("{id}", seg).replace("{code}", seg)
+    return ep.path.replace(f"{{{ep.parent_field}}}", quote_path_segment(parent_value))
 
 
 # ---- top-level walks -------------------------------------------------------------------------
@@ -109,14 +125,14 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     """Every live record of a list, page by page, then a WalkComplete marker."""
     params: dict[str, Any] = {}
     whole = True
-    if ep.table == "_contacts_all" and ctx.end_date:
+    if ep.windowed and ctx.end_date:
         # updated_at >= created_at, so nothing created after end_date can be in the window.
         params["created_before"] = ctx.end_date
         whole = False
     seen: set[str] = set()
     pages = 0
     walks = [params]
-    if ep.table == "_contacts_all" and ctx.workers > 1:
+    if ep.windowed and ctx.workers > 1:
         walks = contact_windows(ctx.client, ep.path, params,
                                 ctx.workers * CONTACT_WINDOWS_PER_WORKER, probes=ctx.workers)
 
@@ -177,6 +193,7 @@ def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
                     deletes.log_hints(), create_table_variant=True)
 
     def step(items: Any) -> Iterator[Any]:
+        fresh(ctx, ep, run, tally)
         if isinstance(items, WalkComplete):
             run["marker"] = items
             if tally.marker(items):
@@ -223,9 +240,10 @@ def _moved(cur: Cursor, row: Row, held: dict[str, str]) -> bool:
 # ---- children ---------------------------------------------------------------------------------
 def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
     """A list per parent record, the parents' walks run concurrently."""
-    known: dict[str, dict[str, tuple[Any, ...]]] = {}
+    known: dict[str, Any] = {}
 
     def step(items: Any) -> Iterator[list[Row]]:
+        fresh(ctx, ep, known)
         if isinstance(items, WalkComplete):
             return
         parents = items if isinstance(items, list) else [items]
@@ -317,14 +335,13 @@ def child_object(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Ro
 def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
     """Full profiles (scores, segments, referral stats) of contacts changed since last time."""
     tally = Tally()
-    run: dict[str, Cursor] = {}
-    held: dict[str, dict[str, str]] = {}
+    run: dict[str, Any] = {}
 
     def cursor() -> Cursor:
         if "cursor" not in run:
-            run["cursor"] = Cursor(table_marks(ep.table), "all", "updated_at", ctx.start_date,
-                                   ctx.end_date)
-        return run["cursor"]
+            run["cursor"] = Cursor(table_marks(ep.table), "all", ep.cursor or "updated_at",
+                                   ctx.start_date, ctx.end_date)
+        return run["cursor"]  # type: ignore[no-any-return]
 
     def fetch(contact: Row) -> Callable[[], Iterator[Row]]:
         def get() -> Iterator[Row]:
@@ -337,15 +354,16 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
         return get
 
     def step(items: Any) -> Iterator[list[Row]]:
+        fresh(ctx, ep, run, tally)
         if isinstance(items, WalkComplete):
             if tally.marker(items):
                 cursor().commit()
             return
-        valid, _ = rejects.check(ep, items, ctx.run_started, "updated_at")
+        valid, _ = rejects.check(ep, items, ctx.run_started, ep.cursor)
         cur = cursor()
-        if "held" not in held:
-            held["held"] = _held(ep.table, cur.field)
-        changed = [c for c in valid if cur.accept(c) or _moved(cur, c, held["held"])]
+        if "held" not in run:
+            run["held"] = _held(ep.table, cur.field)
+        changed = [c for c in valid if cur.accept(c) or _moved(cur, c, run["held"])]
         out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.workers,
                                        limit=ctx.client.concurrency_limit)
                if p is not DONE]
@@ -361,8 +379,8 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
 def read_object(ctx: Context, ep: Endpoint) -> Iterator[Row]:
     body = ctx.client.request("GET", ep.path)
     body.pop("request_id", None)
-    if ep.table == "analytics_overview":
-        body["synced_at"] = ctx.run_started
+    if ep.stamp:
+        body[ep.stamp] = ctx.run_started
     yield from _checked(ctx, ep, [body])
 
 

@@ -4,10 +4,17 @@ A record missing its primary key, or whose incremental field is missing or not a
 would fail the whole load (dlt refuses null keys) or corrupt the incremental mark. Such records
 are kept out of their table and written to `_growthos_rejects` (table, id, reason, the record as
 JSON) in the same load, and logged with table and id, so the run completes and nothing is lost.
+
+A record is seen again by every run that walks it; `_growthos_rejects` merges on `reject_id`, a
+hash of table, id and the record's JSON, so it holds one row per record *version* (`noticed_at`
+is the last run that saw it). The record is stored whole; one beyond MAX_RECORD_CHARS (more
+than most warehouses take in one value) is stored as a JSON object that says so and keeps the
+start of the text, so `record` always parses.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -15,6 +22,7 @@ from typing import Any
 import dlt
 import orjson
 
+from . import values
 from .endpoints import Endpoint
 from .incremental import ts_key, uniform_ms
 from .keys import ascii_keys
@@ -22,7 +30,7 @@ from .keys import ascii_keys
 logger = logging.getLogger("growthos_source")
 
 REJECTS_TABLE = "_growthos_rejects"
-MAX_RECORD_CHARS = 100_000
+MAX_RECORD_CHARS = 8_000_000
 Row = dict[str, Any]
 
 
@@ -31,14 +39,19 @@ def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
           ) -> tuple[list[Row], list[Row]]:
     """Split `rows` into (loadable, rejects); rejects are `_growthos_rejects` rows.
 
-    Loadable rows get non-ASCII keys renamed (keys.py) unless `rename_keys` is False (the
-    arrow path renames while flattening)."""
+    Loadable rows get non-ASCII keys renamed (keys.py) and their values kept exact for dlt's
+    row normalizer (values.py) unless `rename_keys` is False (the arrow path does both while
+    it builds its columns)."""
     cursor_field = cursor_field if cursor_field is not None else ep.cursor
     rows = rows if isinstance(rows, list) else list(rows)
     if keys_present(ep, rows) and (
             not cursor_field or uniform_ms([r.get(cursor_field) for r in rows])):
         # Nearly every page is plainly good: no row of it can be a reject.
-        return [ascii_keys(r) for r in rows] if rename_keys else list(rows), []
+        if not rename_keys:
+            return list(rows), []
+        plain = [ascii_keys(r) for r in rows]
+        values.guard_for(ep.table).rows(plain)
+        return plain, []
     good: list[Row] = []
     bad: list[Row] = []
     for row in rows:
@@ -47,13 +60,25 @@ def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
             good.append(ascii_keys(row) if rename_keys else row)
             continue
         rid = row.get(ep.primary_key[-1]) if isinstance(row, dict) else None
-        text = orjson.dumps(row, default=str).decode()
-        bad.append({"table_name": ep.table, "record_id": None if rid is None else str(rid),
-                    "reason": reason, "record": text[:MAX_RECORD_CHARS],
-                    "noticed_at": noticed_at})
+        bad.append(reject_row(ep.table, rid, reason, row, noticed_at))
         logger.warning("%s: record %s not loaded: %s (kept in %s)", ep.table, rid, reason,
                        REJECTS_TABLE)
+    if rename_keys:
+        values.guard_for(ep.table).rows(good)
     return good, bad
+
+
+def reject_row(table: str, rid: Any, reason: str, record: Any, noticed_at: str) -> Row:
+    """One `_growthos_rejects` row (see the module docstring)."""
+    text = orjson.dumps(record, default=str).decode()
+    record_id = None if rid is None else str(rid)
+    version = hashlib.blake2b(
+        orjson.dumps([table, record_id, text]), digest_size=16).hexdigest()
+    if len(text) > MAX_RECORD_CHARS:
+        text = orjson.dumps({"_truncated": True, "chars": len(text),
+                             "head": text[: MAX_RECORD_CHARS // 2]}).decode()
+    return {"reject_id": version, "table_name": table, "record_id": record_id,
+            "reason": reason, "record": text, "noticed_at": noticed_at}
 
 
 def keys_present(ep: Endpoint, rows: list[Any]) -> bool:
@@ -89,8 +114,10 @@ def _problem(ep: Endpoint, row: Any, cursor_field: str | None) -> str | None:
 def hinted(rows: list[Row]) -> Any:
     """Rejects as an item for the `_growthos_rejects` table (yield it from any resource)."""
     return dlt.mark.with_hints(rows, dlt.mark.make_hints(
-        table_name=REJECTS_TABLE, write_disposition="append", primary_key=[], merge_key=[],
-        columns=[{"name": "table_name", "data_type": "text", "nullable": False},
+        table_name=REJECTS_TABLE, write_disposition="merge", primary_key=["reject_id"],
+        merge_key=[],
+        columns=[{"name": "reject_id", "data_type": "text", "nullable": False},
+                 {"name": "table_name", "data_type": "text", "nullable": False},
                  {"name": "record_id", "data_type": "text", "nullable": True},
                  {"name": "reason", "data_type": "text", "nullable": False},
                  {"name": "record", "data_type": "text", "nullable": False},

@@ -19,7 +19,8 @@ from dlt.extract.resource import DltResource
 
 from . import event_stream, readers
 from .client import GrowthOSClient
-from .endpoints import ENDPOINTS, Endpoint
+from .columns import declared
+from .endpoints import ENDPOINTS, Endpoint, user_tables
 from .errors import ConfigurationError, ScopeError
 from .history import build as build_history
 from .history import check as check_history
@@ -33,17 +34,19 @@ DEFAULT_BASE_URL = "https://api.growthos.io/v1"
 SCOPE_MODES = ("fail", "skip")
 
 
-def _guard(ep: Endpoint, on_missing_scope: str,
+def _guard(ctx: Context, ep: Endpoint, on_missing_scope: str,
            fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    """Name the resource in scope errors; with `skip`, warn and load nothing for it instead."""
+    """Name the tables in scope errors (the user's names: a hidden walk stands for the tables
+    it feeds); with `skip`, warn and load nothing for them instead."""
     def run(args: tuple[Any, ...]) -> Iterator[Any]:
         try:
             yield from fn(*args)
         except ScopeError as exc:
+            tables = ", ".join(user_tables(ep.table)) or ep.table
             if on_missing_scope == "skip":
-                logger.warning("skipping %s: %s", ep.table, exc)
+                logger.warning("skipping %s: %s", tables, exc)
                 return
-            exc.add_hint(f"or deselect resource '{ep.table}', or set on_missing_scope='skip'")
+            exc.tables = user_tables(ep.table)
             raise
 
     if ep.kind in _TRANSFORMERS:
@@ -52,14 +55,17 @@ def _guard(ep: Endpoint, on_missing_scope: str,
         return step
 
     def gen() -> Iterator[Any]:  # a generator function: dlt can only parallelize those
+        ctx.extracts[ep.table] = object()  # a new extract: transformers start afresh
         yield from run(())
     return gen
 
 
 def _hints(ep: Endpoint) -> dict[str, Any]:
+    # The document's columns exist from the first load, null or not (columns.py).
+    columns = {**declared(ep.table, keep=ep.primary_key), **ep.columns}
     return {"name": ep.table, "primary_key": list(ep.primary_key),
             "write_disposition": ep.write_disposition,
-            "columns": ep.columns or None, "selected": not ep.opt_in}
+            "columns": columns or None, "selected": not ep.opt_in}
 
 
 def _check_date(name: str, value: str | None) -> str | None:
@@ -163,7 +169,7 @@ def build_resources(ctx: Context, on_missing_scope: str) -> dict[str, DltResourc
     built: dict[str, DltResource] = {}
     for ep in ENDPOINTS:
         if ep.kind in _RESOURCE_READERS:
-            gen = _guard(ep, on_missing_scope, _bind(_RESOURCE_READERS[ep.kind], ctx, ep))
+            gen = _guard(ctx, ep, on_missing_scope, _bind(_RESOURCE_READERS[ep.kind], ctx, ep))
             hints = _hints(ep)
             if ep.kind == "parent":
                 hints = {"name": ep.table, "selected": False}
@@ -171,7 +177,7 @@ def build_resources(ctx: Context, on_missing_scope: str) -> dict[str, DltResourc
             # keeps their sum under the plan's limit.
             built[ep.table] = dlt.resource(gen, parallelized=True, **hints)
         else:
-            step = _guard(ep, on_missing_scope, _TRANSFORMERS[ep.kind](ctx, ep))
+            step = _guard(ctx, ep, on_missing_scope, _TRANSFORMERS[ep.kind](ctx, ep))
             assert ep.parent is not None
             # Passthrough and profiles keep one cursor across all pages of their parent walk,
             # so they run in order on dlt's thread; per-parent children may run in parallel,

@@ -19,7 +19,7 @@ from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import ledger, run_lock
+from . import isolation, ledger, run_lock
 from .prefetch import EventFeed
 from .warehouse import deletes, duckdb, guard, recovery
 
@@ -148,17 +148,28 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
     rec.tables(run_source)
     rows = rec.rows  # the ledger counts what the runs below committed
+    failures: list[isolation.Failure] = []
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
-        _backfill_events(pipeline, source, backfill_windows, fmt, rows, progress,
-                         run_kwargs.get("table_format"), rec)
-        run_source = source()  # a fresh source after the backfill's runs
-    info = _run_within_memory(pipeline, lambda: pipeline.run(
-        run_source, loader_file_format=fmt, **run_kwargs), rows)
-    rec.loaded(info)
-    applied = deletes.apply(pipeline)
+        failures += isolation.failing("events", lambda: _backfill_events(
+            pipeline, source, backfill_windows, fmt, rows, progress,
+            run_kwargs.get("table_format"), rec))
+        run_source = isolation.without(source(), failures)  # fresh after the backfill's runs
+
+    def run_one(s: DltSource) -> LoadInfo:
+        info = _run_within_memory(pipeline, lambda: pipeline.run(
+            s, loader_file_format=fmt, **run_kwargs), rows)
+        rec.loaded(info)
+        return info
+
+    info, failed = isolation.run_each(run_source, run_one)
+    failures += failed
+    applied = deletes.apply(pipeline) if info is not None else {}
     rec.deleted(applied)
-    return SyncResult(info, rows, applied, recovered)
+    result = SyncResult(info, rows, applied, recovered)
+    if failures:
+        raise isolation.TablesFailedError(failures, result)
+    return result
 
 
 def _run_within_memory(pipeline: dlt.Pipeline, run: Callable[[], LoadInfo],

@@ -24,7 +24,19 @@ def _newest_before(client: GrowthOSClient, path: str, to: dt.datetime | None) ->
         params["to"] = iso_z(to)
     body = client.request("GET", path, params=params)
     data = body.get("data") or []
-    return parse_ts(data[0]["timestamp"]) if data else None
+    if data and _stamp(data[0]) is None:
+        # The newest event has no usable timestamp (it goes to the rejects): the newest of a
+        # page that has one bounds the stream instead.
+        params["limit"] = 100
+        data = client.request("GET", path, params=params).get("data") or []
+    return next((t for t in map(_stamp, data) if t is not None), None)
+
+
+def _stamp(event: Any) -> dt.datetime | None:
+    try:
+        return parse_ts(event["timestamp"]) if event.get("timestamp") is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def newest(client: GrowthOSClient, path: str) -> dt.datetime | None:

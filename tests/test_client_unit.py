@@ -352,7 +352,7 @@ def test_403_names_scope_path_and_fix(caplog: pytest.LogCaptureFixture) -> None:
     assert err.required_scope == "events:read" and err.granted_scopes == ["contacts:read"]
     assert err.path == "/analytics/events"
     assert ("the API key lacks scope events:read needed for GET /analytics/events: add the scope "
-            "to the key or deselect the resource") in str(err)
+            "to the key, or leave the table out (--resources)") in str(err)
     assert_no_key(err, caplog)
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
+from warehouse import Warehouse
 
 from growthos_source.cli_errors import one_line
-from warehouse import Warehouse
+from growthos_source.isolation import TablesFailedError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "pipelines" / "growthos_pipeline.py"
@@ -70,21 +71,21 @@ def test_bad_base_url(tmp_path: Path, url: str, words: str) -> None:
     assert words in r.stderr.strip().splitlines()[-1]
 
 
-def test_missing_scope_fails_by_default_and_names_scope_and_resource(make_sim,
-                                                                     tmp_path: Path) -> None:
+def test_missing_scope_fails_by_default_and_names_scope_and_table(make_sim,
+                                                                  tmp_path: Path) -> None:
     sim = make_sim(contacts=30, events=100, keys={"gos_sk_ro": ["contacts:read"],
                                                   "gos_sk_test_local": ["*"]})
     wh = Warehouse(tmp_path, sim)
     wh.sync(resources=("contacts",), key="gos_sk_ro")
-    before = wh.query("SELECT COUNT(*), MAX(_dlt_load_id) FROM {ds}.contacts")
-    state_before = dict(wh.pipeline.state["sources"])
-    with pytest.raises(PipelineStepFailed) as err:
+    events_state = wh.pipeline.state["sources"]["growthos"].get("marks", {}).get("events")
+    with pytest.raises(TablesFailedError) as err:
         wh.sync(resources=("contacts", "events"), key="gos_sk_ro")
     line = one_line(err.value)
-    assert "events:read" in line and "events" in line and "deselect" in line
-    # Nothing of the failed run reached the warehouse or the saved state.
-    assert wh.query("SELECT COUNT(*), MAX(_dlt_load_id) FROM {ds}.contacts") == before
-    assert dict(wh.pipeline.state["sources"]) == state_before
+    assert "events:read (events)" in line and "--resources" in line and "on_missing_scope" in line
+    # The other table loaded and committed; the failed one kept its marks for the next run.
+    assert err.value.result.load_info is not None and "events" not in wh.tables()
+    marks = wh.pipeline.state["sources"]["growthos"].get("marks", {})
+    assert marks.get("events") == events_state
 
 
 def test_missing_scope_can_be_skipped(make_sim, tmp_path: Path) -> None:
