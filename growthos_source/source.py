@@ -22,6 +22,8 @@ from .client import GrowthOSClient
 from .columns import declared
 from .endpoints import ENDPOINTS, Endpoint, user_tables
 from .errors import ConfigurationError, ScopeError
+from .history import build as build_history
+from .history import check as check_history
 from .incremental import iso_z, parse_ts
 from .prefetch import EventFeed
 from .readers import Context
@@ -99,6 +101,7 @@ def growthos(
     backoff_base: float = 0.5,
     backoff_max: float = 30.0,
     events_feed: EventFeed | None = None,
+    history: Sequence[str] | None = None,
 ) -> Sequence[DltResource]:
     """GrowthOS Management API resources, one per table of `endpoints.ENDPOINTS`.
 
@@ -117,6 +120,8 @@ def growthos(
     timeout: seconds per request. max_attempts: tries per request on 429/5xx/timeouts/dropped
         connections/cut-off bodies; between tries a random wait of up to
         min(backoff_max, backoff_base * 2**(attempt-1)) seconds, or longer if Retry-After says so.
+    history: tables to keep every version of (SCD2; `["contacts"]` -> `contacts_history`,
+        see history.py).
     events_feed: set by `sync()`'s chunked backfill, which passes one feed to all its runs so
         the next chunk is read while the previous one loads (prefetch.py).
     """
@@ -141,7 +146,8 @@ def growthos(
                   settling_days=settling_days,
                   run_started=iso_z(dt.datetime.now(dt.timezone.utc)),
                   events_feed=events_feed)
-    return list(build_resources(ctx, on_missing_scope).values())
+    built = build_resources(ctx, on_missing_scope)
+    return list(built.values()) + build_history(ctx, built, check_history(history))
 
 
 _RESOURCE_READERS: dict[str, Callable[[Context, Endpoint], Iterator[Any]]] = {
