@@ -151,3 +151,8 @@ def check_body(router: "Router", schema: dict[str, Any], raw: bytes) -> Any:
         raise ApiError(400, "invalid_request", "the request body must be a JSON object")
     _check(router, schema, body, "")
     return body
+
+
+def check_value(router: "Router", schema: dict[str, Any], value: Any, path: str) -> None:
+    """Validate an already parsed value (one item of a batch) against a schema: 422 if not."""
+    _check(router, schema, value, path)
