@@ -101,6 +101,8 @@ def _check(router: "Router", schema: dict[str, Any], value: Any, path: str) -> N
             raise invalid(path, f"must have at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise invalid(path, f"must have at most {schema['maxLength']} characters")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            raise invalid(path, f"must match {schema['pattern']}")
     if isinstance(value, dict):
         for name in schema.get("required", []):
             if name not in value:
