@@ -131,7 +131,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if url.path.startswith("/v1/") and sim.ingest.owns(url.path[3:]):
             status, body, headers = sim.ingest.handle(
-                sim, self.command, url.path[3:], dict(parse_qsl(url.query)), self.headers, raw,
+                sim, self.command, url.path[3:],
+                dict(parse_qsl(url.query, keep_blank_values=True)), self.headers, raw,
                 self.client_address[0], _request_id())
             self._send(status, body, headers)
         elif url.path.startswith("/v1/") or url.path == "/v1":

@@ -180,6 +180,9 @@ def batch(req: IngestRequest) -> tuple[int, dict[str, Any]]:
 def decide(req: IngestRequest) -> tuple[int, dict[str, Any]]:
     """Flags per contact, derived from a hash of its id (stable); widgets from the project's
     active referral program and NPS survey. Never contact data."""
+    for name in ("user_id", "anonymous_id"):
+        if name in req.params and not req.params[name]:
+            raise invalid(name, "must not be empty when given")
     who = req.params.get("user_id") or req.params.get("anonymous_id")
     if not who:
         raise invalid("user_id", "or 'anonymous_id' is required")
