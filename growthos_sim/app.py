@@ -7,6 +7,7 @@ from typing import Any
 
 from .api.ingest import DEFAULT_WRITE_KEY, IngestApi
 from .control import Control
+from .dialect import Dialect, by_name
 from .faults import Faults
 from .generate import DEFAULT_KEY
 from .pagination import Cursors
@@ -26,20 +27,24 @@ class SimServer:
     `base_url` is what a client uses (`http://127.0.0.1:PORT/v1`). Same seed and sizes, same data.
     The Ingest API answers on the same base URL with `write_keys` (default gos_wk_test_local);
     what it accepts becomes visible `processing_delay_ms` of server time after receipt.
+    `dialect="docs"` serves the shapes of the public docs where they differ from our document
+    (dialect.py); the same seed gives the same data in either, apart from the id prefixes.
     """
 
     def __init__(self, *, seed: int = 7, contacts: int = 1000, events: int = 10_000,
                  plan: str = "unlimited", latency_ms: int = 0,
                  keys: dict[str, list[str]] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, processing_delay_ms: int = DEFAULT_PROCESSING_DELAY_MS,
+                 port: int = 0, dialect: str = "document",
+                 processing_delay_ms: int = DEFAULT_PROCESSING_DELAY_MS,
                  write_keys: list[str] | None = None) -> None:
         self.seed, self.n_contacts, self.n_events = seed, contacts, events
         self.keys = keys or {DEFAULT_KEY: ["*"]}
         self.host, self.port = host, port
         self.latency_ms = latency_ms
-        self.limiter = RateLimiter(plan)
+        self.dialect: Dialect = by_name(dialect)
+        self.limiter = RateLimiter(plan, self.dialect.rate_window_s)
         self.document_bytes, doc = load_document()
-        self.router = Router(doc)
+        self.router = Router(self.dialect.contract(doc))
         self.handlers = HANDLERS
         # The Ingest API (same server and port); write keys gos_wk_..., never secret keys.
         self.ingest = IngestApi(plan, write_keys or [DEFAULT_WRITE_KEY])
@@ -94,7 +99,7 @@ class SimServer:
         self.stats.reset()
 
     def _build(self) -> World:
-        world = build_world(self.seed, self.n_contacts, self.n_events, self.keys)
+        world = build_world(self.seed, self.n_contacts, self.n_events, self.keys, self.dialect)
         world.processing_delay_ms = self.processing_delay_ms
         return world
 
@@ -105,7 +110,8 @@ class SimServer:
         w = self.world
         with w.lock:
             return {"seed": self.seed, "contacts": len(w.contacts), "events": len(w.events),
-                    "plan": self.limiter.plan, "now": self.now_iso(),
+                    "plan": self.limiter.plan, "dialect": self.dialect.name,
+                    "now": self.now_iso(),
                     "processing_delay_ms": w.processing_delay_ms, "pending": len(w.queue),
                     "waitlist_ids": [r["id"] for r in w.waitlists.iter_live()],
                     "funnel_ids": list(w.funnels), "cohort_ids": list(w.cohorts)}

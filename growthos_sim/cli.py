@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--plan", choices=list(PLANS), default="scale",
                    help="rate-limit plan per key: free 10, growth 50, scale 100 req/s, unlimited")
     p.add_argument("--latency-ms", type=int, default=0, help="added to every API response")
+    p.add_argument("--dialect", choices=["document", "docs"], default="document",
+                   help="shapes to serve: our OpenAPI document's (default) or the public docs' "
+                        "where they differ (docs/api-shapes.md)")
     p.add_argument("--key", type=_key, action="append", default=[], metavar="TOKEN=SCOPES",
                    help=f"accepted key and its scopes (repeatable; default {DEFAULT_KEY}=*)")
     p.add_argument("--write-key", action="append", default=[], metavar="gos_wk_...",
@@ -64,14 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     sim = SimServer(seed=args.seed, contacts=args.contacts, events=args.events, plan=args.plan,
                     latency_ms=args.latency_ms, keys=dict(args.key) or None, host=args.host,
-                    port=args.port, processing_delay_ms=args.processing_delay,
+                    port=args.port, dialect=args.dialect,
+                    processing_delay_ms=args.processing_delay,
                     write_keys=[DEFAULT_WRITE_KEY, *args.write_key])
     sim.start()
     print(f"GrowthOS simulator listening on {sim.url} (API {sim.base_url}, "
           f"document {sim.url}/openapi/management.yaml, Ingest API document "
           f"{sim.url}/openapi/ingest.yaml, processing delay {args.processing_delay} ms); "
           f"seed {args.seed}, "
-          f"{args.contacts} contacts, {args.events} events, plan {args.plan}; "
+          f"{args.contacts} contacts, {args.events} events, plan {args.plan}, "
+          f"dialect {args.dialect}; "
           f"generated in {time.time() - t0:.1f}s", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,20 +1,31 @@
 """Declared, seeded faults: what a flaky real API does, reproducible from a seed.
 
 Each request draws from one seeded random stream in a fixed order, so a given seed and request
-sequence always produce the same faults.
+sequence always produce the same faults. Settings added later (`endless_page_rate`) draw from a
+second stream, so the older settings keep giving the same faults for a seed.
+
+Besides faults that hit single requests, an API can misbehave in how it answers: it may ignore
+filters (`ignore_filters`: the listed query parameters are dropped before the handler sees
+them, as by an API that does not know them) or never end a list (`endless_page_rate`: a last
+page answers `has_more: true` with a fresh cursor that serves the same page again).
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 KINDS = ("error", "rate_limit", "disconnect", "truncate", "cursor_expiry", "empty_page",
          "repeat_cursor", "non_json")
 # Faults that need a cursor in the request: they misbehave in the middle of a walk.
 CURSOR_KINDS = {"cursor_expiry", "empty_page", "repeat_cursor"}
+# What an API may ignore: the event stream's and the contact list's time filters (query
+# parameters), and the analytics query's `group_by` (a body field).
+QUERY_FILTERS = ("from", "to", "created_after", "created_before")
+BODY_FILTERS = ("group_by",)
+FILTERS = QUERY_FILTERS + BODY_FILTERS
 
 
 @dataclass
@@ -30,6 +41,9 @@ class FaultConfig:
     non_json_rate: float = 0.0  # 200 with an HTML maintenance page instead of JSON
     latency_ms: int = 0
     retry_after_s: int = 1
+    # A last page reached with a cursor says has_more with a fresh cursor to the same page.
+    endless_page_rate: float = 0.0
+    ignore_filters: list[str] = field(default_factory=list)  # some of FILTERS
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FaultConfig":
@@ -40,10 +54,12 @@ class FaultConfig:
         cfg = cls(**data)
         for k in ("error_rate", "rate_limit_rate", "disconnect_rate", "truncate_rate",
                   "cursor_expiry_rate", "empty_page_rate", "repeat_cursor_rate",
-                  "non_json_rate"):
+                  "non_json_rate", "endless_page_rate"):
             v = getattr(cfg, k)
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise ValueError(f"{k} must be a number between 0 and 1")
+        if not isinstance(cfg.ignore_filters, list) or not set(cfg.ignore_filters) <= set(FILTERS):
+            raise ValueError(f"ignore_filters must be a list of some of {list(FILTERS)}")
         return cfg
 
 
@@ -58,6 +74,7 @@ class Faults:
         with self._lock:
             self.config = cfg
             self._rng = random.Random(cfg.seed)
+            self._rng2 = random.Random(f"{cfg.seed}:answers")
 
     def draw(self, has_cursor: bool) -> str | None:
         """The fault for this request: one of KINDS or None."""
@@ -70,6 +87,23 @@ class Faults:
             if x < rate and (has_cursor or kind not in CURSOR_KINDS):
                 return kind
         return None
+
+    def endless(self) -> bool:
+        """Whether this last page (reached with a cursor) should say there is more."""
+        rate = self.config.endless_page_rate
+        if not rate:
+            return False
+        with self._lock:
+            return self._rng2.random() < rate
+
+    def filtered(self, params: dict[str, Any], body: bool = False) -> dict[str, Any]:
+        """The query parameters (or with `body`, the body fields) the handler sees: without
+        the ones the API ignores."""
+        ignored = [k for k in self.config.ignore_filters
+                   if (k in BODY_FILTERS) == body]
+        if not ignored or not any(k in params for k in ignored):
+            return params
+        return {k: v for k, v in params.items() if k not in ignored}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self.config)

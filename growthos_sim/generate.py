@@ -17,11 +17,16 @@ TWO_YEARS_MS = 730 * DAY_MS
 DEFAULT_KEY = "gos_sk_test_local"
 
 
+def _id(w: World, rng: random.Random, prefix: str) -> str:
+    """A new id of the kind whose document prefix is `prefix`, in the world's dialect."""
+    return new_id(rng, w.dialect.prefixes.get(prefix, prefix))
+
+
 def new_contact(w: World, rng: random.Random, created: int, updated: int | None = None) -> Record:
     i = len(w.contacts.rows)
     name, email = fake.person(rng, i)
     rec: Record = {
-        "id": new_id(rng, "con_"),
+        "id": _id(w, rng, "con_"),
         "email": email,
         "external_id": None if rng.random() < 0.2 else f"usr_{i:07d}",
         "traits": fake.traits(rng, name, created),
@@ -51,7 +56,7 @@ def _rules(rng: random.Random, depth: int = 0) -> Record:
 
 
 def new_segment(w: World, rng: random.Random, created: int) -> Record:
-    rec: Record = {"id": new_id(rng, "seg_"),
+    rec: Record = {"id": _id(w, rng, "seg_"),
                    "name": rng.choice(["Power users", "Churn risk", "Trialists", "Clientes VIP",
                                        "Nouveaux inscrits", "日本のユーザー", "Enterprise"])
                    + f" #{len(w.segments.rows) + 1}",
@@ -71,7 +76,7 @@ def add_member(w: World, seg_id: str, contact: Record, at: int) -> None:
 
 def new_program(w: World, rng: random.Random, created: int) -> Record:
     rec: Record = {
-        "id": new_id(rng, "prog_"),
+        "id": _id(w, rng, "prog_"),
         "name": rng.choice(["Give $10, get $10", "Ambassadors", "Parrainage", "友達紹介"]),
         "reward_type": rng.choice(["credit", "discount", "cash", "custom"]),
         "reward_amount": rng.choice([5, 10, 20.5, 50]),
@@ -91,7 +96,7 @@ def new_program(w: World, rng: random.Random, created: int) -> Record:
 
 def new_link(w: World, rng: random.Random, prog_id: str, contact: Record, created: int) -> Record:
     code = new_id(rng, "")[:8].upper()
-    rec: Record = {"id": new_id(rng, "lnk_"), "code": code,
+    rec: Record = {"id": _id(w, rng, "lnk_"), "code": code,
                    "url": f"https://growthos.link/r/{code}", "program_id": prog_id,
                    "contact_id": contact["id"],
                    "channel": rng.choice(["email", "twitter", "facebook", "linkedin", "whatsapp",
@@ -105,7 +110,7 @@ def new_link(w: World, rng: random.Random, prog_id: str, contact: Record, create
 
 def new_conversion(w: World, rng: random.Random, link: Record, referred: Record,
                    created: int) -> Record:
-    rec: Record = {"id": new_id(rng, "conv_"), "link_code": link["code"],
+    rec: Record = {"id": _id(w, rng, "conv_"), "link_code": link["code"],
                    "program_id": link["program_id"], "referrer_contact_id": link["contact_id"],
                    "referred_contact_id": referred["id"],
                    "conversion_event": rng.choice(["signup", "purchase", "subscription_started"]),
@@ -123,7 +128,7 @@ def new_campaign(w: World, rng: random.Random, created: int) -> Record:
     kind = rng.choice(["lifecycle", "broadcast"])
     seg = rng.choice(list(w.segments.rows)) if w.segments.rows else None
     rec: Record = {
-        "id": new_id(rng, "camp_"), "name": rng.choice(["Welcome series", "Newsletter",
+        "id": _id(w, rng, "camp_"), "name": rng.choice(["Welcome series", "Newsletter",
                                                         "Win-back", "Lancement été", "セール"]),
         "type": kind,
         "status": rng.choice(["draft", "scheduled", "active", "active", "paused", "completed",
@@ -162,7 +167,7 @@ def campaign_stats(rng: random.Random, camp: Record, sent: int, at: int) -> Reco
 def new_survey(w: World, rng: random.Random, created: int, kind: str | None = None) -> Record:
     kind = kind or rng.choice(["nps", "csat", "custom"])
     rec: Record = {
-        "id": new_id(rng, "srv_"),
+        "id": _id(w, rng, "srv_"),
         "name": {"nps": "NPS trimestral", "csat": "Support CSAT", "custom": "Feature feedback"}[kind],
         "type": kind,
         "question": {"nps": "How likely are you to recommend us to a friend?",
@@ -188,7 +193,7 @@ def new_response(w: World, rng: random.Random, survey: Record, contact: Record,
     category = None
     if kind == "nps" and score is not None:
         category = "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
-    rec: Record = {"id": new_id(rng, "resp_"), "contact_id": contact["id"], "score": score,
+    rec: Record = {"id": _id(w, rng, "resp_"), "contact_id": contact["id"], "score": score,
                    "comment": rng.choice([None, None, "Great product!", "Trop cher 😕",
                                           "使いやすい", fake.LOREM * 3, ""]),
                    "category": category, "responded_at": iso_ms(at)}
@@ -198,7 +203,7 @@ def new_response(w: World, rng: random.Random, survey: Record, contact: Record,
 
 
 def new_waitlist(w: World, rng: random.Random, created: int) -> Record:
-    rec: Record = {"id": new_id(rng, "wl_"),
+    rec: Record = {"id": _id(w, rng, "wl_"),
                    "name": rng.choice(["Beta access", "Mobile app", "Liste d'attente"]),
                    "slug": f"waitlist-{len(w.waitlists.rows) + 1}",
                    "referral_boost": rng.choice([1, 5, 10]), "auto_approve": rng.random() < 0.3,
@@ -211,7 +216,7 @@ def new_waitlist(w: World, rng: random.Random, created: int) -> Record:
 
 def new_entry(w: World, rng: random.Random, wl: Record, contact: Record, at: int) -> Record:
     t = w.entries[wl["id"]]
-    rec: Record = {"id": new_id(rng, "wle_"), "contact_id": contact["id"],
+    rec: Record = {"id": _id(w, rng, "wle_"), "contact_id": contact["id"],
                    "email": contact["email"] or f"anon{len(t.rows)}@example.com",
                    "position": len(t.rows) + 1, "referral_count": rng.choice([0, 0, 0, 1, 2, 5]),
                    "status": "waiting", "joined_at": iso_ms(at)}
@@ -222,7 +227,7 @@ def new_entry(w: World, rng: random.Random, wl: Record, contact: Record, at: int
 
 
 def new_webhook(w: World, rng: random.Random, created: int) -> Record:
-    rec: Record = {"id": new_id(rng, "whep_"),
+    rec: Record = {"id": _id(w, rng, "whep_"),
                    "url": f"https://hooks.example.com/growthos/{rng.getrandbits(32):08x}",
                    "events": rng.choice([["contact.*"], ["email.*", "survey.response_received"],
                                          ["referral.converted", "waitlist.*"]]),
@@ -237,7 +242,7 @@ def new_webhook(w: World, rng: random.Random, created: int) -> Record:
 
 def new_delivery(w: World, rng: random.Random, hook: Record, at: int) -> Record:
     ok = rng.random() < 0.9
-    rec: Record = {"id": new_id(rng, "whd_"),
+    rec: Record = {"id": _id(w, rng, "whd_"),
                    "event": rng.choice(["contact.created", "email.opened", "referral.converted",
                                         "survey.response_received", "waitlist.entry_created"]),
                    "status": "delivered" if ok else "failed",
@@ -252,7 +257,7 @@ def new_delivery(w: World, rng: random.Random, hook: Record, at: int) -> Record:
 
 
 def add_key(w: World, token: str, scopes: list[str], created: int, rng: random.Random) -> None:
-    rec: Record = {"id": new_id(rng, "key_"), "name": f"key {len(w.keys) + 1}",
+    rec: Record = {"id": _id(w, rng, "key_"), "name": f"key {len(w.keys) + 1}",
                    "key_hint": f"gos_sk_…{token[-4:]}", "scopes": scopes,
                    "created_at": iso_ms(created), "last_used_at": None}
     w.keys[token] = ApiKeyInfo(token=token, scopes=scopes, record=rec)

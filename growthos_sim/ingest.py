@@ -140,7 +140,8 @@ class IngestState:
 
     def _create(self, w: World, user_id: str | None) -> Record:
         at = iso_ms(w.clock.tick())
-        rec: Record = {"id": new_id(w.rng, "con_"), "email": None, "external_id": user_id,
+        cid = new_id(w.rng, w.dialect.prefixes.get("con_", "con_"))  # the dialect's prefix
+        rec: Record = {"id": cid, "email": None, "external_id": user_id,
                        "traits": {}, "tags": [], "created_at": at, "updated_at": at}
         fresh = self._indexed == len(w.contacts.rows)
         w.contacts.insert(rec)
@@ -257,7 +258,7 @@ def _process(w: World, batch: Batch, kind: str, msg: dict[str, Any], received: i
         ctx["user_agent"] = user_agent
     ts = _timestamp(msg["timestamp"]) if "timestamp" in msg else received
     assert ts is not None  # checked at receipt
-    eid = new_id(w.rng, "evt_")
+    eid = new_id(w.rng, w.dialect.prefixes.get("evt_", "evt_"))
     ev = {"id": eid, "type": etype, "contact_id": c["id"], "user_id": c["external_id"],
           "anonymous_id": msg.get("anonymous_id"), "event": name or msg["event"],
           "properties": props, "context": ctx, "timestamp": iso_ms(ts),

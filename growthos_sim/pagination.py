@@ -58,10 +58,11 @@ class Cursors:
         return data["k"]
 
 
-def parse_limit(params: dict[str, str]) -> int:
+def parse_limit(params: dict[str, str], default: int = DEFAULT_LIMIT) -> int:
+    """The page size asked for; `default` (the dialect's) when the request sends none."""
     raw = params.get("limit")
     if raw is None:
-        return DEFAULT_LIMIT
+        return default
     try:
         n = int(raw)
     except ValueError:

@@ -9,6 +9,7 @@ from .generate import (DEFAULT_KEY, TWO_YEARS_MS, add_key, add_member, campaign_
                        new_campaign, new_contact, new_conversion, new_delivery, new_entry,
                        new_link, new_program, new_response, new_segment, new_survey,
                        new_waitlist, new_webhook)
+from .dialect import DOCUMENT, Dialect
 from .table import Record
 from .util import DAY_MS, freeze, iso_ms, new_id
 from .world import ANCHOR_MS, Clock, World
@@ -19,7 +20,7 @@ def _between(rng: random.Random, lo: int, hi: int) -> int:
 
 
 def build_world(seed: int, n_contacts: int, n_events: int,
-                keys: dict[str, list[str]] | None = None) -> World:
+                keys: dict[str, list[str]] | None = None, dialect: Dialect = DOCUMENT) -> World:
     """Generate a consistent world: every reference points at an existing record."""
     rng = random.Random(seed)
     now = ANCHOR_MS
@@ -29,7 +30,8 @@ def build_world(seed: int, n_contacts: int, n_events: int,
                        "default_from_email": "hello@acme.example.com",
                        "created_at": iso_ms(start - 30 * DAY_MS),
                        "updated_at": iso_ms(start - 30 * DAY_MS)}
-    w = World(seed=seed, clock=Clock(now), rng=random.Random(seed * 7919 + 1), project=project)
+    w = World(seed=seed, clock=Clock(now), rng=random.Random(seed * 7919 + 1), project=project,
+              dialect=dialect)
     for token, scopes in (keys or {DEFAULT_KEY: ["*"]}).items():
         add_key(w, token, scopes, start - 29 * DAY_MS, rng)
 
@@ -114,7 +116,7 @@ def build_world(seed: int, n_contacts: int, n_events: int,
                           "from": iso_ms(now - 90 * DAY_MS)[:10], "to": iso_ms(now)[:10],
                           "updated_at": iso_ms(now - DAY_MS)}
     for interval in ("weekly", "monthly"):
-        cid = new_id(rng, "coh_")
+        cid = new_id(rng, dialect.prefixes.get("coh_", "coh_"))
         w.cohorts[cid] = {"id": cid, "name": f"{interval.title()} retention",
                           "interval": interval,
                           "buckets": [{"cohort_start": iso_ms(now - (k + 1) * 28 * DAY_MS)[:10],

@@ -204,13 +204,19 @@ class Handler(BaseHTTPRequestHandler):
             body: Any = None
             if route.body_schema is not None:
                 body = check_body(sim.router, route.body_schema, raw)
-            req = Request(self.command, route.op_id, params, path_params, body, key, sim.world,
-                          rid, sim.cursors)
+                if isinstance(body, dict):
+                    body = faults.filtered(body, body=True)
+            req = Request(self.command, route.op_id, faults.filtered(params), path_params, body,
+                          key, sim.world, rid, sim.cursors)
             with sim.world.lock:
                 sim.world.process_due()  # queued ingest work whose time has come is visible
                 key.record["last_used_at"] = sim.now_iso()
                 sim.world.api_keys.touch(key.record["id"])
                 resp = sim.handlers[route.op_id](req)
+                if sim.dialect.renders and resp.status < 300 and resp.body is not None:
+                    # The dialect's shapes, rendered at the edge (dialect.py); reads the world.
+                    resp.body = sim.dialect.render(route.op_id, self._encode(resp, rid) or b"",
+                                                   sim.world)
         except Exception as exc:  # a bug must still answer in the envelope, never hang up
             e = exc if isinstance(exc, ApiError) else ApiError(
                 500, "internal_error", "internal server error: retry is safe")
@@ -236,6 +242,10 @@ class Handler(BaseHTTPRequestHandler):
                 and body_bytes.startswith(b'{"data":['):
             stats.count(f"fault_{fault}")
             body_bytes = self._misbehaving_page(fault, body_bytes, params["cursor"], rid)
+        elif "cursor" in params and body_bytes and body_bytes.startswith(b'{"data":[') \
+                and b'"has_more":false' in body_bytes and faults.endless():
+            stats.count("fault_endless_page")
+            body_bytes = self._misbehaving_page("endless_page", body_bytes, params["cursor"], rid)
         self._send(resp.status, body_bytes, {**rate_headers, **resp.headers})
 
     _fresh = itertools.count(1)
@@ -247,7 +257,11 @@ class Handler(BaseHTTPRequestHandler):
             return orjson.dumps({"data": [], "has_more": True, "next_cursor": again,
                                  "request_id": rid})
         page = orjson.loads(body)
-        if page.get("has_more"):
+        if fault == "endless_page":
+            # The list never ends: "more" behind a fresh cursor that serves this page again.
+            page["has_more"] = True
+            page["next_cursor"] = f"{cursor.split('~', 1)[0]}~{next(self._fresh)}"
+        elif page.get("has_more"):
             page["next_cursor"] = cursor  # the page again points at itself: a loop
         return orjson.dumps(page)
 

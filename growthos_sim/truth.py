@@ -80,5 +80,6 @@ def truth_jsonl(w: World, table: str, include_deleted: bool) -> bytes | None:
     gen = tables(w).get(table)
     if gen is None:
         return None
-    return b"".join(line + b"\n" for line in gen(include_deleted))
+    render = w.dialect.truth
+    return b"".join(render(table, line) + b"\n" for line in gen(include_deleted))
 

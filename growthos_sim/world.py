@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dialect import DOCUMENT, Dialect
 from .events import EventStore
 from .table import Record, Table
 from .util import DAY_MS, iso_date, iso_ms, parse_ms
@@ -108,6 +109,7 @@ class World:
     clock: Clock
     rng: random.Random
     project: Record
+    dialect: Dialect = DOCUMENT  # the shapes served (ids are minted with its prefixes)
     contacts: Table = field(default_factory=lambda: Table("created_at"))
     scores: dict[str, dict[str, int]] = field(default_factory=dict)
     segments: Table = field(default_factory=lambda: Table("created_at"))

@@ -14,6 +14,17 @@ Kind = Literal["parent", "list", "passthrough", "child", "object", "objects_by_i
 
 
 @dataclass(frozen=True)
+class Shape:
+    """Another shape the API may send a table's records in (the public docs' examples and our
+    document disagree), told apart by a field those records lack. Such a record is conformed to
+    the table's one set of columns, so users' SQL never depends on the API's shape."""
+
+    lacks: str  # the field whose absence marks the other shape
+    rename: tuple[tuple[str, str], ...]  # (field as sent, column) pairs
+    keep: tuple[str, ...] = ()  # when set, the only columns kept (the rest is another table's)
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """How one table is read and loaded.
 
@@ -49,11 +60,25 @@ class Endpoint:
     refresh_on: tuple[str, ...] = ()  # re-load a record when these fields change
     opt_in: bool = False  # not loaded unless asked for by name
     columns: dict[str, dict[str, object]] = field(default_factory=dict)
+    shapes: tuple[Shape, ...] = ()
+    # Records may come without the `cursor` field (the docs' delivery logs have no created_at):
+    # a page of such records is compared with the warehouse on `refresh_on` instead of the mark.
+    mark_optional: bool = False
 
 
 # Every table whose records can vanish keeps a `_deleted_at` column (see deletes.py).
 DELETED_AT: dict[str, dict[str, object]] = {"_deleted_at": {"data_type": "timestamp",
                                                            "nullable": True}}
+
+
+def _nullable(*names: str) -> dict[str, dict[str, object]]:
+    """Timestamp columns that exist even when one shape of the API never sends them."""
+    return {n: {"data_type": "timestamp", "nullable": True} for n in names}
+
+
+# The docs' contacts name the external identifier `user_id` (their OpenAPI skeleton); our
+# document and the docs' examples say `external_id`. One column: `external_id`.
+CONTACT_SHAPES = (Shape("external_id", (("user_id", "external_id"),)),)
 
 
 def _parent(name: str, path: str, scope: str) -> Endpoint:
@@ -69,14 +94,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _parent("_webhooks_all", "/webhooks/endpoints", "webhooks:read"),
     Endpoint("contacts", "/contacts", "contacts:read", kind="passthrough", parent="_contacts_all",
              cursor="updated_at", deletes=True, cascade=(("contact_profiles", "id"),),
-             columns=DELETED_AT),
+             columns=DELETED_AT, shapes=CONTACT_SHAPES),
     Endpoint("contact_profiles", "/contacts/{id}", "contacts:read", kind="profiles",
-             parent="_contacts_all", cursor="updated_at", opt_in=True, columns=DELETED_AT),
+             parent="_contacts_all", cursor="updated_at", opt_in=True, columns=DELETED_AT,
+             shapes=CONTACT_SHAPES),
     Endpoint("segments", "/segments", "segments:read", kind="passthrough",
              parent="_segments_all", cursor="updated_at", deletes=True, columns=DELETED_AT),
+    # The docs: "returns paginated contacts" (contact objects); our document: member rows
+    # {contact_id, email, added_at}. Either way a row per member; the contact's other fields
+    # are the contacts table's, and added_at stays null when the API does not say.
     Endpoint("segment_memberships", "/segments/{id}/contacts", "segments:read",
              ("segment_id", "contact_id"), "replace", kind="child", parent="_segments_all",
-             parent_key="segment_id"),
+             parent_key="segment_id", columns=_nullable("added_at"),
+             shapes=(Shape("contact_id", (("id", "contact_id"),),
+                           keep=("contact_id", "email", "added_at")),)),
     Endpoint("referral_programs", "/referrals/programs", "referrals:read", kind="passthrough",
              parent="_programs_all", cursor="updated_at"),
     Endpoint("referral_links", "/referrals/programs/{id}/links", "referrals:read", kind="child",
@@ -103,9 +134,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("webhook_endpoints", "/webhooks/endpoints", "webhooks:read", kind="passthrough",
              parent="_webhooks_all", cursor="updated_at", deletes=True,
              cascade=(("webhook_deliveries", "endpoint_id"),), columns=DELETED_AT),
+    # The docs' delivery logs have no created_at, and no other field only grows: such a list is
+    # read whole every run (a few hundred rows per endpoint: logs are kept for retries) and a
+    # record loads when it is new or its status/attempt changed (a retry).
     Endpoint("webhook_deliveries", "/webhooks/endpoints/{id}/logs", "webhooks:read",
              kind="child", parent="_webhooks_all", cursor="created_at", parent_key="endpoint_id",
-             columns=DELETED_AT),
+             columns={**DELETED_AT, **_nullable("created_at")}, mark_optional=True,
+             refresh_on=("status", "attempt")),
     # Append, not merge: windows are disjoint, marks exclude the ids already read at the mark's
     # instant, and a restarted walk drops what it read (walks.py), so a run never re-reads an
     # event. A merge would join every load against the whole table: memory and time growing

@@ -42,22 +42,28 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     """
     marks = table_marks(ep.table)
     cur = Cursor(marks, "all", "timestamp", ctx.start_date, ctx.end_date)
-    schema = dlt.current.source_schema()
-    columns = schema.tables.get(ep.table, {}).get("columns", {})
-    arrow = ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
-                       schema.naming.normalize_path)
+    arrow = _arrow(ep)
     feed = ctx.events_feed
     client = feed.client(ctx.client) if feed is not None else ctx.client
     end = parse_ts(ctx.end_date) if ctx.end_date else None
     low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
     if low is not None:
-        start = parse_ts(low)
-        newest = timeline.newest(client, ep.path) if end is None else None
+        start: dt.datetime | None = parse_ts(low)
+        newest = timeline.newest(client, ep.path)
+        if newest is not None and timeline.ignores_to(client, ep.path, newest):
+            start = None
     else:
         bounds = timeline.history_bounds(client, ep.path, probes=ctx.workers)
         if bounds is None:
             return
         start, newest = bounds
+    if start is None:
+        # The API ignores `from`/`to`: every window would read the stream from its newest
+        # event. One walk, newest first, down to the mark; the walk keeps [from, to) itself.
+        logger.warning("events: the API ignores the event stream's from/to filters; reading "
+                       "it as one walk, newest first%s", f", down to {low}" if low else "")
+        yield from _one_walk(ctx, ep, client, cur, low, end)
+        return
     if end is not None and start >= end:
         return
     all_wins = timeline.windows(start, end, ctx.events_window, newest)
@@ -88,6 +94,43 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more,
                                               limit=client.concurrency_limit)
                  if rows is not DONE)
+    yield from _batches(ctx, ep, arrow, cur, pages)
+    splits = splitter.splits if splitter is not None else feed.splits if feed is not None else 0
+    if splits:
+        logger.info("events: %d windows, %d splits of running walks", len(wins), splits)
+    cur.commit()
+    if last_end is not None and marks["backlog_windows"]:
+        marks["through"] = iso_z(last_end)
+    else:
+        marks.pop("through", None)
+
+
+def _arrow(ep: Endpoint) -> ArrowPages:
+    schema = dlt.current.source_schema()
+    columns = schema.tables.get(ep.table, {}).get("columns", {})
+    return ArrowPages({n: str(c["data_type"]) for n, c in columns.items() if c.get("data_type")},
+                      schema.naming.normalize_path)
+
+
+def _one_walk(ctx: Context, ep: Endpoint, client: Any, cur: Cursor, low: str | None,
+              end: dt.datetime | None) -> Iterator[Any]:
+    """The whole stream (or what is newer than `low`) as one walk: for an API that ignores the
+    time filters. Each event is read once; the mark moves as usual."""
+    params: dict[str, Any] = {}
+    if low is not None:
+        params["from"] = iso_z(parse_ts(low))
+    if end is not None:
+        params["to"] = iso_z(end)
+    pages = walk_events(client, ep.path, params, page_size=ctx.page_size)
+    yield from _batches(ctx, ep, _arrow(ep), cur, pages)
+    cur.commit()
+    table_marks(ep.table).pop("through", None)
+    table_marks(ep.table)["backlog_windows"] = 0
+
+
+def _batches(ctx: Context, ep: Endpoint, arrow: ArrowPages, cur: Cursor,
+             pages: Iterator[list[Row]]) -> Iterator[Any]:
+    """Pages checked, filtered by the mark and handed over as arrow tables."""
     batch = Batch()
     for rows in pages:
         body, data = getattr(rows, "body", None), getattr(rows, "data", None)  # walks.PageRows
@@ -100,11 +143,3 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
             batch = Batch()
     if batch:
         yield arrow.table(batch)
-    splits = splitter.splits if splitter is not None else feed.splits if feed is not None else 0
-    if splits:
-        logger.info("events: %d windows, %d splits of running walks", len(wins), splits)
-    cur.commit()
-    if last_end is not None and marks["backlog_windows"]:
-        marks["through"] = iso_z(last_end)
-    else:
-        marks.pop("through", None)

@@ -14,10 +14,10 @@ from typing import Any
 
 import dlt
 
-from . import rejects, timeline
+from . import rejects, shapes, timeline
 from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
-from .errors import NotFoundError
+from .errors import MalformedResponseError, NotFoundError, ScopeError
 from .fanout import DONE, fan_out
 from .incremental import Cursor, parse_ts, ts_key
 from .prefetch import EventFeed
@@ -183,7 +183,7 @@ def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
                 yield from finish()
             return
         cur = cursor()
-        rows, bad = rejects.check(ep, items, ctx.run_started)
+        rows, bad = rejects.check(ep, shapes.conform(ep, items), ctx.run_started)
         if cur is not None:
             if "held" not in run:
                 run["held"] = _held(ep.table, cur.field)
@@ -241,7 +241,8 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
 
             def run() -> Iterator[list[Row]]:
                 for rows, page in walk(ctx.client, path, params, id_field=_id_field(ep),
-                                       page_size=ctx.page_size):
+                                       page_size=ctx.page_size,
+                                       conform=lambda rs: shapes.conform(ep, rs)):
                     yield rows
             return run
 
@@ -262,12 +263,17 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             if ep.parent_key:
                 for r in rows:
                     r[ep.parent_key] = key
-            rows, bad = rejects.check(ep, rows, ctx.run_started)
+            # A page without the incremental field at all (ep.mark_optional): no mark to go by.
+            unmarked = bool(ep.mark_optional and ep.cursor and rows
+                            and not any(ep.cursor in r for r in rows))
+            rows, bad = rejects.check(ep, rows, ctx.run_started, "" if unmarked else None)
             if bad:
                 yield rejects.hinted(bad)
             cur = marks.get(key)
-            if cur is not None:
-                values = known.get("values", {})
+            values = known.get("values", {})
+            if unmarked:
+                rows = [r for r in rows if _changed(r, values, ep.refresh_on, new=True)]
+            elif cur is not None:
                 rows = [r for r in rows if cur.accept(r) or _changed(r, values, ep.refresh_on)]
             if rows:
                 yield rows
@@ -275,9 +281,14 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
     return step
 
 
-def _changed(row: Row, known: dict[str, tuple[Any, ...]], fields: tuple[str, ...]) -> bool:
+def _changed(row: Row, known: dict[str, tuple[Any, ...]], fields: tuple[str, ...],
+             new: bool = False) -> bool:
+    """True if the warehouse holds `row` with other values of `fields` (or, with `new`, does
+    not hold it at all)."""
     old = known.get(str(row.get("id")))
-    return old is not None and old != tuple(row.get(f) for f in fields)
+    if old is None:
+        return new
+    return old != tuple(row.get(f) for f in fields)
 
 
 def child_object(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
@@ -339,7 +350,7 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
                                        limit=ctx.client.concurrency_limit)
                if p is not DONE]
         last = tally.page()
-        yield from _checked(ctx, ep, out, "")
+        yield from _checked(ctx, ep, shapes.conform(ep, out), "")
         if last:
             cursor().commit()
 
@@ -388,12 +399,15 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
         bounds = timeline.history_bounds(ctx.client, "/analytics/events", probes=ctx.workers)
         if bounds is None:
             return
-        start = bounds[0].date()
+        # Unknown start (the stream ignores its time filters): ask the query, which takes its
+        # own dates, for the whole searchable past once; later runs start from last_date.
+        start = (bounds[0] or bounds[1] - timeline.FAR).date()
     if ctx.start_date:
         start = max(start, parse_ts(ctx.start_date).date())
     end = (parse_ts(ctx.end_date) - dt.timedelta(microseconds=1)).date() if ctx.end_date \
         else today + dt.timedelta(days=1)
     newest = last
+    probe = _newest_event(ctx)
     a = start
     while a <= end:
         b = min(end, a + dt.timedelta(days=365))
@@ -402,9 +416,37 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
             "to": b.isoformat(), "group_by": "event"})
         rows = [{"date": item["date"], "event": name, "count": n}
                 for item in body.get("data", []) for name, n in item.get("groups", {}).items()]
+        if probe is not None and a.isoformat() <= probe[0] <= b.isoformat():
+            _check_grouping(ep, rows, *probe)
         if rows:
             newest = max(newest or "", max(r["date"] for r in rows))
             yield rows
         a = b + dt.timedelta(days=1)
     if newest:
         state["last_date"] = newest
+
+
+def _newest_event(ctx: Context) -> tuple[str, str] | None:
+    """(day, name) of the newest event, to check the counts are grouped by event name; None
+    without events or without the events:read scope (the check is then skipped)."""
+    try:
+        body = ctx.client.request("GET", "/analytics/events", params={"limit": 1})
+    except ScopeError:
+        return None
+    data = body.get("data") or []
+    try:
+        return parse_ts(data[0]["timestamp"]).date().isoformat(), str(data[0]["event"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _check_grouping(ep: Endpoint, rows: list[Row], day: str, name: str) -> None:
+    """Our document groups by event name only; the docs' query groups by a field path
+    (`traits.source`), and an API that ignores `group_by` answers `{"all": n}`. Either way the
+    `event` column would silently hold other values: stop instead, with one line."""
+    names = sorted({str(r["event"]) for r in rows if r["date"] == day})
+    if name not in names:
+        raise MalformedResponseError(
+            f"{ep.table}: POST {ep.path} did not count events by name (its groups on {day} are "
+            f"{', '.join(names[:3]) or 'none'}, but that day has '{name}' events): this API's "
+            f"group_by differs from the documented one; deselect {ep.table}")

@@ -91,7 +91,10 @@ class Window:
                 return None
             span = self.position - self.floor
             middle = self.floor + span / 2
-            middle = middle.replace(microsecond=middle.microsecond // 1000 * 1000)
+            # A whole second: an API that sends whole-second timestamps (the docs' examples)
+            # may hold an event shown as 14:22:05 anywhere in that second, and only a split at
+            # a second's start puts every such event on one side.
+            middle = middle.replace(microsecond=0)
             if not self.floor < middle < self.position:
                 return None
             lo, self.floor = self.floor, middle

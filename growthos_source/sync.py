@@ -14,11 +14,14 @@ from typing import Any
 import dlt
 import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
+from dlt.common.schema.typing import TTableFormat
 from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
+from dlt.pipeline.exceptions import PipelineStepFailed
 
+from . import run_lock
 from .prefetch import EventFeed
-from .warehouse import deletes, recovery
+from .warehouse import deletes, duckdb, guard, recovery
 
 logger = logging.getLogger("growthos_source")
 
@@ -43,6 +46,8 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
          backfill_windows: int | None = None,
          progress: Callable[[str], None] | None = None,
          loader_file_format: TLoaderFileFormat | None = None,
+         table_format: TTableFormat | None = None,
+         wait_for_lock: float = 0.0,
          **run_kwargs: Any) -> SyncResult:
     """Run one complete sync of `source` into `pipeline`.
 
@@ -55,10 +60,25 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
     stream that is behind is first loaded in chunks of N windows, each chunk its own load with
     its own committed state: an interrupted backfill resumes at the first unfinished chunk.
     `progress` receives one line per chunk (windows done/total, rows/s, ETA).
+
+    Before anything is read or loaded: the run takes the pipeline's lock (another run in
+    progress: `RunInProgressError` at once, or after waiting up to `wait_for_lock` seconds;
+    see run_lock.py), and the destination must be the one this pipeline loaded into before and
+    one that can merge (the filesystem destination needs `table_format="delta"`; see
+    warehouse/guard.py). Both refusals are a one-line error; nothing is loaded.
     """
-    with _fewer_gc_passes(), _arrow_on_the_c_allocator():
-        return _sync(pipeline, source, backfill_windows, progress, loader_file_format,
-                     run_kwargs)
+    if table_format is not None:
+        run_kwargs["table_format"] = table_format
+    guard.check_table_format(pipeline, run_kwargs.get("table_format"))
+    with run_lock.hold(pipeline.working_dir, pipeline.pipeline_name, wait_for_lock):
+        guard.check_one_destination(pipeline)
+        try:
+            with _fewer_gc_passes(), _arrow_on_the_c_allocator():
+                return _sync(pipeline, source, backfill_windows, progress, loader_file_format,
+                             run_kwargs)
+        finally:
+            if not pipeline.first_run:  # something was loaded: this is its destination now
+                guard.record(pipeline)
 
 
 @contextmanager
@@ -97,19 +117,42 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     fmt = loader_file_format or DEFAULT_FILE_FORMAT
     # Also removes rows that load jobs replayed after a crash inserted twice (see recovery.py).
+    duckdb.fit_memory_limit(pipeline)  # a package left pending may hold a wide table
     recovered = recovery.finish_pending(pipeline)
     run_source = source if isinstance(source, DltSource) else source()
     recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
     rows: dict[str, int] = {}
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
-        _backfill_events(pipeline, source, backfill_windows, fmt, rows, progress)
+        _backfill_events(pipeline, source, backfill_windows, fmt, rows, progress,
+                         run_kwargs.get("table_format"))
         run_source = source()  # a fresh source after the backfill's runs
-    info = pipeline.run(run_source, loader_file_format=fmt, **run_kwargs)
-    for t, n in _rows(pipeline).items():
-        rows[t] = rows.get(t, 0) + n
+    info = _run_within_memory(pipeline, lambda: pipeline.run(
+        run_source, loader_file_format=fmt, **run_kwargs), rows)
     applied = deletes.apply(pipeline)
     return SyncResult(info, rows, applied, recovered)
+
+
+def _run_within_memory(pipeline: dlt.Pipeline, run: Callable[[], LoadInfo],
+                       rows: dict[str, int]) -> LoadInfo:
+    """`run()`, adding its extracted rows to `rows`. When DuckDB ran out of its capped memory
+    on a table wider than the cap allows, the limit is fitted to the widest table the run
+    normalized and the pending package loaded again (see warehouse/duckdb.py)."""
+    duckdb.fit_memory_limit(pipeline)
+    try:
+        info = run()
+    except PipelineStepFailed as exc:
+        if exc.step != "load" or not duckdb.is_out_of_memory(exc) \
+                or duckdb.fit_memory_limit(pipeline) is None:
+            raise
+        for t, n in _rows(pipeline).items():
+            rows[t] = rows.get(t, 0) + n
+        logger.warning("DuckDB ran out of memory loading a wide table; loading again with "
+                       "the memory limit fitted to it")
+        return pipeline.run()
+    for t, n in _rows(pipeline).items():
+        rows[t] = rows.get(t, 0) + n
+    return info
 
 
 def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
@@ -120,24 +163,27 @@ def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
 
 def _backfill_events(pipeline: dlt.Pipeline, factory: SourceFactory, windows: int,
                      fmt: TLoaderFileFormat, rows: dict[str, int],
-                     progress: Callable[[str], None] | None) -> None:
+                     progress: Callable[[str], None] | None,
+                     table_format: TTableFormat | None) -> None:
     backlog = _events_backlog(pipeline)
     if backlog == 0:
         return  # caught up: the normal run reads the tail
     feed = EventFeed()  # reads the next chunk while dlt normalizes and loads this one
     try:
-        _backfill_chunks(pipeline, factory, windows, fmt, rows, progress, feed)
+        _backfill_chunks(pipeline, factory, windows, fmt, rows, progress, feed, table_format)
     finally:
         feed.close()
 
 
 def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: int,
                      fmt: TLoaderFileFormat, rows: dict[str, int],
-                     progress: Callable[[str], None] | None, feed: EventFeed) -> None:
+                     progress: Callable[[str], None] | None, feed: EventFeed,
+                     table_format: TTableFormat | None) -> None:
     done, loaded, started = 0, 0, time.monotonic()
     while True:
         pipeline.run(factory(events_windows_per_run=windows, events_feed=feed)
-                     .with_resources("events"), loader_file_format=fmt)
+                     .with_resources("events"), loader_file_format=fmt,
+                     **_table_format(table_format))
         chunk = _rows(pipeline)
         for t, n in chunk.items():
             rows[t] = rows.get(t, 0) + n
@@ -153,6 +199,11 @@ def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
                      f"{rate:,.0f} rows/s, ETA {eta:,.0f}s")
         if not backlog:
             return
+
+
+def _table_format(table_format: TTableFormat | None) -> dict[str, Any]:
+    """`pipeline.run` keyword for the table format, when one is set."""
+    return {"table_format": table_format} if table_format else {}
 
 
 def _rows(pipeline: dlt.Pipeline) -> dict[str, int]:

@@ -32,21 +32,34 @@ def newest(client: GrowthOSClient, path: str) -> dt.datetime | None:
     return _newest_before(client, path, None)
 
 
+def ignores_to(client: GrowthOSClient, path: str, newest: dt.datetime) -> bool:
+    """True if the stream answers `to=newest` (exclusive) with an event at or after it: the API
+    ignores the time filters, and windows by `from`/`to` would each read the whole stream."""
+    before = _newest_before(client, path, newest)
+    return before is not None and before >= newest
+
+
 def history_bounds(client: GrowthOSClient, path: str, probes: int = 1,
-                   ) -> tuple[dt.datetime, dt.datetime] | None:
+                   ) -> tuple[dt.datetime | None, dt.datetime] | None:
     """(earliest event's day start, newest event time), or None when there are no events.
+    The start is None when it cannot be searched for: the API ignores `to`, or events reach
+    back over 50 years (the same thing in practice).
 
     Searches on `to` with one-row pages (see `_earliest`), `probes` requests at a time.
     """
     newest = _newest_before(client, path, None)
     if newest is None:
         return None
-    lo, _ = _earliest(lambda t: _newest_before(client, path, t) is not None, newest, probes)
+    if ignores_to(client, path, newest):
+        return None, newest
+    lo, found = _earliest(lambda t: _newest_before(client, path, t) is not None, newest, probes)
+    if not found:
+        return None, newest
     start = lo.replace(hour=0, minute=0, second=0, microsecond=0)
     return start, newest
 
 
-_FAR = dt.timedelta(days=365 * 50)
+FAR = dt.timedelta(days=365 * 50)  # how far back a search for the first record goes
 # Concurrent probes per round of the search: more rounds are cheaper than more requests once a
 # round takes less time than its requests take of the rate limit.
 MAX_PROBES = 8
@@ -71,15 +84,15 @@ def _earliest(exists_before: Callable[[dt.datetime], bool], end: dt.datetime,
         # exponential phase: steps of 4**k days until one has no record before it
         k, prev = 0, None
         while True:
-            steps = [DAY * 4 ** e for e in range(k, k + probes) if 4 ** e <= _FAR.days * 4]
-            steps = steps or [_FAR * 4]
+            steps = [DAY * 4 ** e for e in range(k, k + probes) if 4 ** e <= FAR.days * 4]
+            steps = steps or [FAR * 4]
             found = list(pool.map(lambda st: exists_before(end - st), steps))
             if not all(found):
                 i = found.index(False)
                 lo = end - steps[i]
                 hi = end - steps[i - 1] if i else (end - prev if prev is not None else end)
                 break
-            if steps[-1] > _FAR:
+            if steps[-1] > FAR:
                 return end - steps[-1], False
             k, prev = k + probes, steps[-1]
         # no record before lo; some before hi (or hi = end)
@@ -95,7 +108,7 @@ def _earliest_serial(exists_before: Callable[[dt.datetime], bool],
                      end: dt.datetime) -> tuple[dt.datetime, bool]:
     step = DAY
     while exists_before(end - step):
-        if step > _FAR:
+        if step > FAR:
             return end - step, False
         step *= 2
     lo, hi = end - step, (end - step / 2 if step > DAY else end)

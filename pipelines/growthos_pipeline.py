@@ -7,7 +7,7 @@
 Configuration comes from dlt's usual places: `.dlt/config.toml`, `.dlt/secrets.toml` and the
 environment (SOURCES__GROWTHOS__API_KEY, SOURCES__GROWTHOS__BASE_URL,
 DESTINATION__DUCKDB__CREDENTIALS, DLT_DATA_DIR). Exit code 0 on success, 1 with a one-line
-reason on failure.
+reason on failure, 75 when another run of the same pipeline is in progress.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from growthos_source import growthos, sync
 from growthos_source.cli_errors import one_line
 from growthos_source.endpoints import ENDPOINTS
 from growthos_source.models import create_models
+from growthos_source.run_lock import EXIT_LOCKED, RunInProgressError
 from growthos_source.warehouse import DEFAULT_MEMORY_LIMIT, duckdb_destination
 
 TABLES = [e.table for e in ENDPOINTS if not e.table.startswith("_")]
@@ -39,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--resources", help="comma-separated tables to sync (default: all except "
                    "opt-in ones). Known: " + ", ".join(TABLES))
-    p.add_argument("--destination", default="duckdb", help="any dlt destination (default duckdb)")
+    p.add_argument("--destination", default="duckdb", help="any dlt destination (default "
+                   "duckdb); delta: the filesystem destination with Delta tables "
+                   "(DESTINATION__FILESYSTEM__BUCKET_URL)")
     p.add_argument("--duckdb-memory-limit", default=DEFAULT_MEMORY_LIMIT,
                    help="cap on DuckDB's buffer pool, so memory stays flat however much is "
                    f"loaded (default {DEFAULT_MEMORY_LIMIT}; 'none': DuckDB's 80%% of RAM)")
@@ -57,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backfill-windows", type=int, default=8, help="load an event stream that is "
                    "behind in chunks of this many windows, each committed on its own, so an "
                    "interrupted backfill resumes where it stopped (default 8; 0: one run)")
+    p.add_argument("--wait-for-lock", type=float, default=0.0, metavar="SECONDS",
+                   help="another run of this pipeline in progress: wait up to SECONDS for it "
+                   f"(default 0: exit at once with code {EXIT_LOCKED})")
     p.add_argument("--models", action="store_true", help="after the sync, create the analytics "
                    "views (contacts_current, survey_nps, daily_events, ...: docs/sql-models.md)")
     p.add_argument("--demo", action="store_true", help="start the local GrowthOS server with a "
@@ -98,7 +104,7 @@ def destination(args: argparse.Namespace, database: str | None = None) -> Any:
     """DuckDB (the file `database`, else the one dlt's config names) with a capped buffer pool,
     or the named dlt destination as configured."""
     if database is None and args.destination != "duckdb":
-        return args.destination
+        return "filesystem" if args.destination == "delta" else args.destination
     limit = None if args.duckdb_memory_limit.lower() in ("none", "0", "") else \
         args.duckdb_memory_limit
     return duckdb_destination(database, memory_limit=limit)
@@ -118,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     pipeline = dlt.pipeline(pipeline_name=args.pipeline_name, destination=destination(args),
                             dataset_name=args.dataset_name, **progress)
     result = sync(pipeline, lambda **kw: build_source(args, **kw),
-                  backfill_windows=args.backfill_windows or None, progress=print)
+                  backfill_windows=args.backfill_windows or None, progress=print,
+                  table_format="delta" if args.destination == "delta" else None,
+                  wait_for_lock=args.wait_for_lock)
     print_summary(result)
     if args.models:
         print_models(pipeline)
@@ -150,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; the next run resumes from the last committed state",
               file=sys.stderr)
         return 130
+    except RunInProgressError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001  one line for the user; traceback in dlt trace

@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +37,11 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 class Job:
     """The pipeline script, run again and again on one working directory and DuckDB file."""
 
-    def __init__(self, tmp: Path, sim: Any) -> None:
-        self.tmp, self.sim = tmp, sim
+    def __init__(self, tmp: Path, sim: Any, destination: str = "duckdb",
+                 postgres_url: str | None = None) -> None:
+        """`destination`: duckdb (the file tmp/kill_wh.duckdb), postgres (`postgres_url`) or
+        delta (Delta tables under tmp/lake)."""
+        self.tmp, self.sim, self.destination = tmp, sim, destination
         self.data_dir = tmp / "dlt"
         self.workdir = self.data_dir / "pipelines" / "growthos"
         info = sim.info()
@@ -57,6 +60,10 @@ class Job:
             "DESTINATION__DUCKDB__CREDENTIALS": str(tmp / f"{DB_NAME}.duckdb"),
             "RUNTIME__DLTHUB_TELEMETRY": "false",
         })
+        if postgres_url:
+            env["DESTINATION__POSTGRES__CREDENTIALS"] = postgres_url
+        env["DESTINATION__FILESYSTEM__BUCKET_URL"] = (tmp / "lake").as_uri()
+        self.args = ["--progress", "none", "--destination", destination]
         self.env = env
         self.log: list[str] = []
 
@@ -65,10 +72,10 @@ class Job:
         destination committed the first load job of that table, before dlt recorded the job
         as done: the narrow window that makes dlt run the job again on the next run."""
         if after_commit_of is None:
-            cmd = [sys.executable, str(SCRIPT), "--progress", "none"]
+            cmd = [sys.executable, str(SCRIPT), *self.args]
             env = self.env
         else:
-            cmd = [sys.executable, "-c", KILL_AFTER_COMMIT, str(SCRIPT), "--progress", "none"]
+            cmd = [sys.executable, "-c", KILL_AFTER_COMMIT, str(SCRIPT), *self.args]
             env = {**self.env, "KILL_AFTER_COMMIT_OF": after_commit_of}
         return subprocess.Popen(cmd, cwd=self.tmp, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

@@ -41,15 +41,21 @@ def _t(s: str) -> dt.datetime:
 def test_missing_tables_and_all_null_columns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     p = _pipeline(tmp_path)
     # No tags (no contacts__tags table), no external_id, no traits, no _deleted_at column;
-    # responses of a custom survey: no score and no category column at all.
+    # a custom survey's response has no score, and no response has a category (the column
+    # does not exist): NPS responses fall back to the 9-10 / 7-8 / 0-6 split of the score.
     p.run([
         dlt.resource([{"id": "con_a", "email": "a@x.test", "created_at": _t("2026-01-01"),
                        "updated_at": _t("2026-01-02")}], name="contacts"),
         dlt.resource([{"id": "srv_1", "name": "Ideas", "type": "custom", "status": "active"},
-                      {"id": "srv_2", "name": "NPS", "type": "nps", "status": "draft"}],
+                      {"id": "srv_2", "name": "NPS", "type": "nps", "status": "active"},
+                      {"id": "srv_3", "name": "New", "type": "nps", "status": "draft"}],
                      name="surveys"),
         dlt.resource([{"id": "resp_1", "survey_id": "srv_1", "comment": "more exports",
-                       "responded_at": _t("2026-03-31T23:30:00")}], name="survey_responses"),
+                       "responded_at": _t("2026-03-31T23:30:00")}]
+                     + [{"id": f"resp_{i}", "survey_id": "srv_2", "score": score,
+                         "responded_at": _t("2026-04-02")}
+                        for i, score in enumerate((10, 8, 3, 2), start=2)],
+                     name="survey_responses"),
     ])
     with caplog.at_level(logging.WARNING, logger="growthos_source"):
         made = create_models(p)
@@ -59,12 +65,14 @@ def test_missing_tables_and_all_null_columns(tmp_path: Path, caplog: pytest.LogC
     assert "skipped daily_events: needs table events" in skipped
     assert _rows(p, "SELECT contact_id, email, external_id, tags FROM {ds}.contacts_current") == \
         [("con_a", "a@x.test", None, [])]
-    got = _rows(p, "SELECT survey_id, responses, promoters, nps, average_score FROM "
-                   "{ds}.survey_nps ORDER BY survey_id")
-    # A custom survey has no NPS; an NPS survey nobody answered has none either (as the API).
-    assert got == [("srv_1", 1, 0, None, None), ("srv_2", 0, 0, None, None)]
-    assert _rows(p, "SELECT survey_id, month FROM {ds}.survey_nps_monthly") == \
-        [("srv_1", dt.date(2026, 3, 1))]
+    got = _rows(p, "SELECT survey_id, responses, promoters, passives, detractors, nps, "
+                   "average_score FROM {ds}.survey_nps ORDER BY survey_id")
+    # A custom survey has no NPS (as the API), whatever its responses.
+    assert got == [("srv_1", 1, 0, 0, 0, None, None), ("srv_2", 4, 1, 1, 2, -25.0, 5.75),
+                   ("srv_3", 0, 0, 0, 0, None, None)]  # nobody answered: no NPS either
+    assert _rows(p, "SELECT survey_id, month, responses FROM {ds}.survey_nps_monthly "
+                    "ORDER BY survey_id") == [("srv_1", dt.date(2026, 3, 1), 1),
+                                              ("srv_2", dt.date(2026, 4, 1), 4)]
     # Run again: the views are replaced, not duplicated or failing.
     assert create_models(p) == made
 

@@ -69,10 +69,12 @@ def test_storm_ends_in_an_exact_copy(make_sim, tmp_path: Path, kind: str) -> Non
     assert_all_tables_equal_truth(wh)
 
 
-def test_mixed_storm_incremental_run_after_changes_is_exact(make_sim, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialect", ["document", "docs"])
+def test_mixed_storm_incremental_run_after_changes_is_exact(make_sim, tmp_path: Path,
+                                                            dialect: str) -> None:
     """A first sync, a day of activity (creates, updates, deletes), a second sync: all under
-    mixed faults, and the incremental result is still exact."""
-    sim = make_sim(**SIZE)
+    mixed faults, and the incremental result is still exact, from either dialect."""
+    sim = make_sim(dialect=dialect, **SIZE)
     cfg = STORMS["mixed"][0]
     set_faults(sim, seed=5, **cfg)
     wh = Warehouse(tmp_path, sim)

@@ -291,7 +291,7 @@ def test_ingest_limiter_refuses_past_the_limit_within_one_second(monkeypatch) ->
     import growthos_sim.ratelimit as rl
 
     monkeypatch.setattr(rl.time, "time", lambda: 1_000_000.25)
-    limiter = rl.RateLimiter("free", rl.INGEST_PLANS)
+    limiter = rl.RateLimiter("free", limits=rl.INGEST_PLANS)
     answers = [limiter.hit(DEFAULT_WRITE_KEY) for _ in range(101)]
     assert all(ok for ok, _ in answers[:100]) and not answers[100][0]
     assert answers[100][1]["Retry-After"] == "1" and answers[99][1]["X-RateLimit-Remaining"] == "0"

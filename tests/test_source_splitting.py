@@ -43,11 +43,13 @@ def test_a_split_hands_out_the_lower_half_and_the_walk_stops_at_the_middle() -> 
     assert w.split_lower_half() is None  # finished walks are not split
 
 
-def test_the_middle_is_whole_milliseconds_and_tiny_ranges_are_not_split() -> None:
-    w = Window(T0, None, T0 + dt.timedelta(milliseconds=3, microseconds=500))
+def test_the_middle_is_whole_seconds_and_tiny_ranges_are_not_split() -> None:
+    """Whole seconds: an API sending whole-second timestamps shows an event of 14:22:05.700 as
+    14:22:05, and only a split at a second's start keeps every such event on one side."""
+    w = Window(T0, None, T0 + dt.timedelta(seconds=3, milliseconds=500))
     lo, mid = w.split_lower_half() or (None, None)
-    assert mid is not None and mid.microsecond % 1000 == 0 and T0 < mid
-    w = Window(T0, T0 + dt.timedelta(milliseconds=1), T0 + dt.timedelta(milliseconds=1))
+    assert mid is not None and mid.microsecond == 0 and T0 < mid
+    w = Window(T0, T0 + dt.timedelta(seconds=1), T0 + dt.timedelta(seconds=1))
     assert w.split_lower_half() is None
 
 

@@ -9,12 +9,11 @@ from typing import Any
 
 import dlt
 import duckdb
+from conftest import truth
 
 from growthos_sim import DEFAULT_KEY, SimServer
 from growthos_source import growthos, sync
 from growthos_source.sync import SyncResult
-
-from conftest import truth
 
 # table -> (key columns, compared columns) of the equality checks against /_sim/truth.
 CHECKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -61,16 +60,36 @@ def norm(value: Any) -> Any:
     return value
 
 
+DESTINATIONS = ("duckdb", "postgres", "delta")
+
+
 class Warehouse:
-    """A pipeline into a DuckDB file under a temporary directory."""
+    """A pipeline into a temporary warehouse: a DuckDB file (default), a PostgreSQL database
+    (`postgres_url`, from the `postgres_url` fixture) or Delta tables in a local `file://`
+    bucket. `query()` reads it with that warehouse's own client ({ds}: the dataset), not through
+    the connector, so the checks do not trust the code they check."""
 
     def __init__(self, tmp: Path, sim: SimServer, name: str = "growthos_test",
-                 dataset: str = "gos") -> None:
-        self.sim, self.dataset = sim, dataset
+                 dataset: str = "gos", destination: str = "duckdb",
+                 postgres_url: str | None = None) -> None:
+        self.sim, self.dataset, self.kind = sim, dataset, destination
         self.db = str(tmp / f"{name}.duckdb")
+        self.postgres_url = postgres_url
+        self.lake = tmp / "lake"
+        self.table_format: str | None = None
+        dest: Any
+        if destination == "duckdb":
+            dest = dlt.destinations.duckdb(self.db)
+        elif destination == "postgres":
+            assert postgres_url, "a postgres Warehouse needs postgres_url"
+            dest = dlt.destinations.postgres(postgres_url)
+        elif destination == "delta":
+            dest = dlt.destinations.filesystem(self.lake.as_uri())
+            self.table_format = "delta"
+        else:
+            raise ValueError(destination)
         self.pipeline = dlt.pipeline(pipeline_name=name, pipelines_dir=str(tmp / "pipelines"),
-                                     destination=dlt.destinations.duckdb(self.db),
-                                     dataset_name=dataset)
+                                     destination=dest, dataset_name=dataset)
 
     def source(self, key: str = DEFAULT_KEY, **kw: Any) -> Any:
         info = self.sim.info()
@@ -85,21 +104,93 @@ class Warehouse:
         src = self.source(**kw)
         if resources:
             src = src.with_resources(*resources)
-        return sync(self.pipeline, src)
+        return sync(self.pipeline, src, table_format=self.table_format)  # type: ignore[arg-type]
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
+        sql = sql.replace("{ds}", self.dataset)
+        if self.kind == "postgres":
+            import psycopg2
+
+            con = psycopg2.connect(self.postgres_url)
+            try:
+                with con.cursor() as cur:
+                    cur.execute(sql)
+                    return [tuple(r) for r in cur.fetchall()]
+            finally:
+                con.close()
+        if self.kind == "delta":
+            with self._lake() as con:
+                return con.execute(sql).fetchall()
         with duckdb.connect(self.db, read_only=True) as con:
-            return con.execute(sql.replace("{ds}", self.dataset)).fetchall()
+            return con.execute(sql).fetchall()
+
+    def _lake(self) -> Any:
+        """An in-memory DuckDB with a view per Delta table of the dataset, read by deltalake
+        (DuckDB's own delta extension is downloaded on first use: no internet here)."""
+        from deltalake import DeltaTable
+
+        con = duckdb.connect()
+        con.execute(f'CREATE SCHEMA "{self.dataset}"')
+        root = self.lake / self.dataset
+        for d in sorted(root.iterdir()) if root.is_dir() else ():
+            if (d / "_delta_log").is_dir():
+                con.register(f"_t_{d.name}", _string_view_dataset(DeltaTable(str(d))))
+                con.execute(f'CREATE VIEW "{self.dataset}"."{d.name}" AS '
+                            f"SELECT * FROM _t_{d.name}")
+        return con
 
     def tables(self) -> set[str]:
+        if self.kind == "delta":
+            root = self.lake / self.dataset
+            return {d.name for d in root.iterdir() if (d / "_delta_log").is_dir()} \
+                if root.is_dir() else set()
         rows = self.query("SELECT table_name FROM information_schema.tables "
                           "WHERE table_schema = '{ds}'")
         return {r[0] for r in rows}
+
+    def columns(self, table: str) -> set[str]:
+        if self.kind == "delta":
+            with self._lake() as con:
+                return {r[0] for r in con.execute(
+                    f'DESCRIBE "{self.dataset}"."{table}"').fetchall()}
+        return {r[0] for r in self.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = '{ds}' "
+            f"AND table_name = '{table}'")}
 
     def rows(self, table: str, cols: tuple[str, ...], live_only: bool = True) -> list[tuple[Any, ...]]:
         where = " WHERE _deleted_at IS NULL" if live_only and table in SOFT_DELETE_TABLES else ""
         sql = f"SELECT {', '.join(cols)} FROM {{ds}}.{table}{where}"
         return [tuple(norm(v) for v in r) for r in self.query(sql)]
+
+    def duplicate_rows(self) -> dict[str, int]:
+        """Rows that are in a table (nested ones included) more than once: same `_dlt_id`, or
+        for tables without it the same `id` (append tables hold each record once too)."""
+        out: dict[str, int] = {}
+        for table in sorted(self.tables()):
+            if table.startswith("_dlt"):
+                continue
+            cols = self.columns(table)
+            key = "_dlt_id" if "_dlt_id" in cols else "id" if "id" in cols else None
+            if key is None:
+                continue
+            n, distinct = self.query(f"SELECT COUNT(*), COUNT(DISTINCT {key}) "
+                                     f"FROM {{ds}}.{table}")[0]
+            if n != distinct:
+                out[table] = n - distinct
+        return out
+
+
+def _string_view_dataset(table: Any) -> Any:
+    """The Delta table as a dataset whose text columns are `string_view`: files rewritten by
+    deltalake's update/delete have them, dlt's own have `string`, and DuckDB's pushed-down
+    filters fail on a mix typed `string`."""
+    import pyarrow as pa
+    import pyarrow.dataset as pds
+
+    ds = table.to_pyarrow_dataset()
+    schema = pa.schema([f.with_type(pa.string_view()) if f.type == pa.string() else f
+                        for f in ds.schema])
+    return pds.dataset(ds.files, schema=schema, format="parquet", filesystem=ds.filesystem)
 
 
 def assert_equals_truth(wh: Warehouse, table: str) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
+
 from ..errors import ApiError, bad_param, invalid, not_found
 from ..pagination import page_body, parse_limit
 from ..routing import Request, Response, handler
@@ -24,7 +26,7 @@ def _ms_param(req: Request, name: str) -> int | None:
 
 def event_page(req: Request, scope: str, contact_id: str | None = None) -> Response:
     """Newest-first page of events; `from` inclusive, `to` exclusive, on `timestamp`."""
-    limit = parse_limit(req.params)
+    limit = parse_limit(req.params, req.world.dialect.default_limit)
     after = None
     if "cursor" in req.params:
         k = req.cursor_secret.decode(scope, req.params["cursor"])
@@ -85,7 +87,10 @@ def query(req: Request) -> Response:
                        f"query type '{qtype}' is answered by GET /analytics/funnels/{{id}} "
                        "or /cohorts/{id}", [{"field": "type", "reason": "unsupported here"}])
     event = body.get("event")
-    grouped = body.get("group_by") == "event"
+    group_by = body.get("group_by")
+    if group_by not in (None, "event"):  # only a dialect whose contract allows paths gets here
+        return ok(_by_path(req, qtype, start, end, event, interval, str(group_by)))
+    grouped = group_by == "event"
     if qtype == "unique_contacts":
         return ok(_unique_contacts(req, start, end, event, interval, grouped))
     by_day = req.world.event_counts(start.isoformat(), end.isoformat(), event)
@@ -132,6 +137,55 @@ def _unique_contacts(req: Request, start: dt.date, end: dt.date, event: str | No
     data = [{"date": k, "groups": {g: len(c) for g, c in sorted(seen[k].items())}}
             for k in sorted(seen)]
     return {"type": "unique_contacts", "data": data, "total": len(everyone)}
+
+
+def _path_value(req: Request, i: int, path: str) -> str:
+    """The group of event `i` for a field path: `event` (its name), `traits.x` (its contact's
+    trait), else a path into the event itself (`properties.plan`, `context.locale`)."""
+    ev = req.world.events
+    node: Any
+    if path == "event":
+        return ev.name[i]
+    parts = path.split(".")
+    if parts[0] == "traits":
+        contact = req.world.contacts.get(ev.contact[i], include_deleted=True)
+        node = contact["traits"] if contact else None
+        parts = parts[1:]
+    else:
+        node = orjson.loads(ev.blob[i])
+    for p in parts:
+        node = node.get(p) if isinstance(node, dict) else None
+    return "null" if node is None else node if isinstance(node, str) else orjson.dumps(
+        node).decode()
+
+
+def _by_path(req: Request, qtype: str, start: dt.date, end: dt.date, event: str | None,
+             interval: str, path: str) -> dict[str, Any]:
+    """The docs' `group_by` (a field path, e.g. `traits.source`): counts, or distinct contacts,
+    per interval and value of that field."""
+    import bisect
+
+    ev = req.world.events
+    lo = parse_ms(start.isoformat())
+    hi = parse_ms(end.isoformat()) + 86_400_000
+    counts: dict[str, dict[str, int]] = {}
+    uniques: dict[str, dict[str, set[str]]] = {}
+    everyone: set[str] = set()
+    for i in range(bisect.bisect_left(ev.ts, lo), bisect.bisect_left(ev.ts, hi)):
+        if event is not None and ev.name[i] != event:
+            continue
+        key = _interval_start(dt.date.fromisoformat(iso_date(ev.ts[i])), interval).isoformat()
+        group = _path_value(req, i, path)
+        groups = counts.setdefault(key, {})
+        groups[group] = groups.get(group, 0) + 1
+        uniques.setdefault(key, {}).setdefault(group, set()).add(ev.contact[i])
+        everyone.add(ev.contact[i])
+    if qtype == "unique_contacts":
+        data = [{"date": k, "groups": {g: len(c) for g, c in sorted(uniques[k].items())}}
+                for k in sorted(uniques)]
+        return {"type": qtype, "data": data, "total": len(everyone)}
+    data = [{"date": k, "groups": dict(sorted(counts[k].items()))} for k in sorted(counts)]
+    return {"type": qtype, "data": data, "total": sum(sum(g.values()) for g in counts.values())}
 
 
 @handler("getFunnel")

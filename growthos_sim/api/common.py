@@ -15,7 +15,7 @@ def list_table(req: Request, table: Table, scope: str, pred: Callable[[Record], 
                *, lo: Key | None = None, hi: Key | None = None,
                extra: dict[str, Any] | None = None) -> Response:
     """One page of `table` for this request; `scope` ties cursors to this list (and parent)."""
-    limit = parse_limit(req.params)
+    limit = parse_limit(req.params, req.world.dialect.default_limit)
     after = None
     if "cursor" in req.params:
         k = req.cursor_secret.decode(scope, req.params["cursor"])
@@ -30,7 +30,7 @@ def list_records(req: Request, records: list[Record], scope: str, key_field: str
     """Page a computed list (ordered by an integer `key_field`, e.g. leaderboard rank)."""
     from ..util import dumps
 
-    limit = parse_limit(req.params)
+    limit = parse_limit(req.params, req.world.dialect.default_limit)
     start = 0
     if "cursor" in req.params:
         start = int(req.cursor_secret.decode(scope, req.params["cursor"]))

@@ -64,7 +64,7 @@ class IngestApi:
         self.write_keys = frozenset(write_keys)
         self.document_bytes, doc = load_document(DOC_PATH)
         self.router = Router(doc, INGEST_HANDLERS)
-        self.limiter = RateLimiter(plan, INGEST_PLANS)
+        self.limiter = RateLimiter(plan, limits=INGEST_PLANS)
 
     def owns(self, path: str) -> bool:
         """Whether `path` (after /v1) is an Ingest API path, whatever the method."""

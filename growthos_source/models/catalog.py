@@ -64,12 +64,23 @@ FROM {w.table("contacts")} c
 WHERE {deleted} IS NULL"""
 
 
-def _response_aggregates(w: Warehouse, alias: str) -> str:
-    """Counts, NPS parts and average score over the responses aliased `alias`.
+def _category(w: Warehouse, alias: str, survey: str) -> str:
+    """A response's NPS category: the API's own `category` field, as /surveys/{id}/stats counts
+    it (not re-derived from the score: the docs' example shows a passive with score 6). Only
+    where an NPS survey's response has no category (a field the API left out) does the
+    standard 9-10 / 7-8 / 0-6 split of the score stand in."""
+    score = w.col(alias, "survey_responses", "score", "BIGINT")
+    derived = (f"CASE WHEN {survey}.type = 'nps' THEN CASE WHEN {score} >= 9 THEN 'promoter' "
+               f"WHEN {score} >= 7 THEN 'passive' WHEN {score} >= 0 THEN 'detractor' END END")
+    if not w.has("survey_responses", "category"):
+        return derived
+    return f"COALESCE({alias}.{w.quote('category')}, {derived})"
 
-    Categories are counted from the API's own `category` field, as /surveys/{id}/stats does,
-    not re-derived from `score`: the docs' own example shows a passive with score 6."""
-    cat = w.col(alias, "survey_responses", "category", "VARCHAR")
+
+def _response_aggregates(w: Warehouse, alias: str, survey: str) -> str:
+    """Counts, NPS parts and average score over the responses aliased `alias` (of the survey
+    aliased `survey`)."""
+    cat = _category(w, alias, survey)
     score = w.col(alias, "survey_responses", "score", "BIGINT")
     return f"""COUNT({alias}.id) AS responses,
     {count_if(f"{cat} = 'promoter'")} AS promoters,
@@ -105,8 +116,9 @@ def survey_nps(w: Warehouse) -> str:
 FROM {w.table("surveys")} s
 LEFT JOIN (
   SELECT r.survey_id,
-    {_response_aggregates(w, "r")}
+    {_response_aggregates(w, "r", "sv")}
   FROM {w.table("survey_responses")} r
+  JOIN {w.table("surveys")} sv ON sv.id = r.survey_id
   GROUP BY r.survey_id
 ) a ON a.survey_id = s.id"""
 
@@ -126,8 +138,9 @@ def survey_nps_monthly(w: Warehouse) -> str:
   {_AVERAGE} AS average_score
 FROM (
   SELECT r.survey_id, {month} AS month,
-    {_response_aggregates(w, "r")}
+    {_response_aggregates(w, "r", "sv")}
   FROM {w.table("survey_responses")} r
+  JOIN {w.table("surveys")} sv ON sv.id = r.survey_id
   GROUP BY r.survey_id, {month}
 ) a
 JOIN {w.table("surveys")} s ON s.id = a.survey_id"""

@@ -8,11 +8,15 @@ blocks are already on disk) instead, so peak memory stays flat as the backfill g
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+logger = logging.getLogger("growthos_source")
 
 DEFAULT_DATABASE = "growthos_warehouse.duckdb"
 # Measured with benchmarks/connector_memory.py (1,000,000 events): uncapped 897 MB peak,
@@ -46,3 +50,70 @@ def duckdb_destination(database: str | None = None, *,
         config["memory_limit"] = memory_limit
     credentials.global_config = config
     return dlt.destinations.duckdb(credentials=credentials)
+
+
+# DuckDB pins buffers per column while it loads a table (they cannot spill to disk): measured
+# with tests/test_destinations_wide.py's shape (3,000 columns, 300 rows), 2 threads failed at
+# 512MB and loaded at 1GB, 1 thread loaded at 512MB. 256 KiB per column and thread has margin.
+PER_COLUMN_THREAD = 256 * 1024
+_UNITS = {"KB": 1000, "KIB": 1024, "MB": 1000**2, "MIB": 1024**2, "GB": 1000**3,
+          "GIB": 1024**3, "B": 1}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a DuckDB size setting such as `128MB` or `1.5GiB`."""
+    t = text.strip().upper().replace(" ", "")
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if t.endswith(unit):
+            return int(float(t[: -len(unit)]) * _UNITS[unit])
+    return int(float(t))
+
+
+def fit_memory_limit(pipeline: dlt.Pipeline) -> str | None:
+    """Raise the capped buffer pool of a DuckDB destination to what its widest table needs.
+
+    The cap keeps memory flat on long, narrow loads (see DEFAULT_MEMORY_LIMIT), but a table
+    with thousands of columns (free-form contact traits) needs pinned memory per column and
+    fails every retry at 128MB. The limit becomes the larger of the cap and `columns x
+    threads x PER_COLUMN_THREAD`, for the tables the local schema knows (call it again after
+    a normalize added wider ones). Returns the new limit, or None when nothing changed (no
+    cap, not DuckDB, or the cap is enough). Only ever raises the limit.
+    """
+    creds = _capped_credentials(pipeline)
+    if creds is None or not pipeline.default_schema_name:
+        return None
+    config = creds.global_config
+    widest = max((len(t.get("columns", {}))
+                  for s in pipeline.schemas.values() for t in s.data_tables()), default=0)
+    threads = int(config.get("threads") or os.cpu_count() or 1)
+    need = widest * threads * PER_COLUMN_THREAD
+    if need <= parse_size(str(config["memory_limit"])):
+        return None
+    limit = f"{-(-need // 1024**2)}MiB"
+    config["memory_limit"] = limit
+    logger.info("DuckDB memory limit raised to %s for a table of %d columns", limit, widest)
+    return limit
+
+
+def _capped_credentials(pipeline: dlt.Pipeline) -> DuckDbCredentials | None:
+    dest = pipeline.destination
+    creds = getattr(dest, "config_params", {}).get("credentials") if dest else None
+    if not isinstance(creds, DuckDbCredentials) or not creds.global_config:
+        return None
+    return creds if creds.global_config.get("memory_limit") else None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Did DuckDB run out of its buffer pool somewhere in this exception's chain?"""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if "Out of Memory Error" in str(e) or type(e).__name__ == "OutOfMemoryException":
+            return True
+        todo += [x for x in (e.__cause__, e.__context__, getattr(e, "exception", None))
+                 if isinstance(x, BaseException)]
+    return False
