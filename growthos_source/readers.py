@@ -79,6 +79,12 @@ class Context:
     settling_days: int = 3
     run_started: str = ""
     events_feed: EventFeed | None = None
+    # late events and merges (rereads.py)
+    events_lookback: dt.timedelta = dt.timedelta(minutes=10)
+    events_reconcile: bool = True
+    events_reread_days: int = 31
+    events_reattribute_requests: int = 1000
+    project_timezone: str | None = None
 
 
 # /contacts is walked in created_at windows, this many per worker: a window's walk is one cursor

@@ -17,7 +17,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 
-from . import deletes, recovery
+from . import deletes, recovery, replacements
 from .prefetch import EventFeed
 
 logger = logging.getLogger("growthos_source")
@@ -34,6 +34,9 @@ class SyncResult:
     rows: dict[str, int] = field(default_factory=dict)  # rows extracted per table this run
     deletes_applied: dict[str, int] = field(default_factory=dict)
     recovered_pending: bool = False
+    # what the event stream re-read beyond new events (rereads.py): days fixed, days still
+    # different, events re-read for merged contacts, requests spent
+    events: dict[str, Any] = field(default_factory=dict)
 
 
 SourceFactory = Callable[..., DltSource]
@@ -98,6 +101,9 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     fmt = loader_file_format or DEFAULT_FILE_FORMAT
     # Also removes rows that load jobs replayed after a crash inserted twice (see recovery.py).
     recovered = recovery.finish_pending(pipeline)
+    # A run killed between its load and the replacement of its re-read ranges: finish it
+    # before this run counts the warehouse's events.
+    replacements.apply(pipeline)
     run_source = source if isinstance(source, DltSource) else source()
     recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
     rows: dict[str, int] = {}
@@ -105,16 +111,37 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
             and "events" in run_source.selected_resources):
         _backfill_events(pipeline, source, backfill_windows, fmt, rows, progress)
         run_source = source()  # a fresh source after the backfill's runs
-    info = pipeline.run(run_source, loader_file_format=fmt, **run_kwargs)
+    with replacements.session(pipeline):
+        info = pipeline.run(run_source, loader_file_format=fmt, **run_kwargs)
     for t, n in _rows(pipeline).items():
         rows[t] = rows.get(t, 0) + n
     applied = deletes.apply(pipeline)
-    return SyncResult(info, rows, applied, recovered)
+    replacements.apply(pipeline)
+    report = dict(_events_marks(pipeline).get("report") or {})
+    if "events" in run_source.selected_resources and (rows.get("contacts")
+                                                      or rows.get(deletes.LOG_TABLE)):
+        # Contacts changed in this load: re-attribute the events of the merged ones now that
+        # the warehouse knows the changes (an events-only pass that reads no new events).
+        again = (source() if not isinstance(source, DltSource) else run_source)
+        with replacements.session(pipeline, reattribute_only=True):
+            pipeline.run(again.with_resources("events"), loader_file_format=fmt, **run_kwargs)
+        for t, n in _rows(pipeline).items():
+            rows[t] = rows.get(t, 0) + n
+        replacements.apply(pipeline)
+        second = _events_marks(pipeline).get("report") or {}
+        report.update({k: v for k, v in second.items() if k.startswith("reattribut")})
+        report["reread_requests"] = (report.get("reread_requests", 0)
+                                     + second.get("reread_requests", 0))
+    return SyncResult(info, rows, applied, recovered, report)
+
+
+def _events_marks(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    marks = pipeline.state.get("sources", {}).get("growthos", {}).get("marks", {})
+    return dict(marks.get("events", {}))
 
 
 def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
-    marks = pipeline.state.get("sources", {}).get("growthos", {}).get("marks", {})
-    value = marks.get("events", {}).get("backlog_windows")
+    value = _events_marks(pipeline).get("backlog_windows")
     return None if value is None else int(value)
 
 
