@@ -14,7 +14,7 @@ from typing import Any
 
 import dlt
 
-from . import deletes, rejects, timeline
+from . import rejects, timeline
 from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint
 from .errors import NotFoundError
@@ -23,6 +23,7 @@ from .incremental import Cursor, parse_ts, ts_key
 from .prefetch import EventFeed
 from .timeline import contact_windows
 from .walks import walk
+from .warehouse import deletes
 
 logger = logging.getLogger("growthos_source")
 Row = dict[str, Any]

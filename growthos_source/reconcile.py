@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,6 +35,9 @@ UTC = dt.timezone.utc
 # a year is what the documented example's range suggests is ordinary).
 QUERY_DAYS = 366
 COUNT_PATH = "/analytics/query"
+# Load ids compared as numbers (as text they would depend on collation); DECIMAL is accepted
+# by every SQL destination (PostgreSQL has no DOUBLE).
+_LOAD_ID = "CAST({} AS DECIMAL(24, 9))"
 
 
 def bucket_of(stamp: str) -> int:
@@ -184,26 +188,28 @@ def _contact_changes(c: Any, after: str | None, ext: str | None, deletions: bool
                      ) -> tuple[list[str], list[str], str | None]:
     q, ts = c.make_qualified_table_name, c.escape_column_name("timestamp")
     e, con, log = q(EVENTS_TABLE), q("contacts"), q("_growthos_deletions")
-    tops = [f"SELECT MAX(CAST(_dlt_load_id AS DOUBLE)) FROM {con}"]
+    tops = [f"SELECT MAX({_LOAD_ID.format('_dlt_load_id')}) FROM {con}"]
     if deletions:
-        tops.append(f"SELECT MAX(CAST(_dlt_load_id AS DOUBLE)) FROM {log}")
-    values = [r[0] for sql in tops for r in c.execute_sql(sql) or () if r[0] is not None]
-    top = repr(float(max(values))) if values else None
+        tops.append(f"SELECT MAX({_LOAD_ID.format('_dlt_load_id')}) FROM {log}")
+    values = [Decimal(str(r[0])) for sql in tops for r in c.execute_sql(sql) or ()
+              if r[0] is not None]
+    top = str(max(values)) if values else None
     if after is None:  # the first check: the events just loaded are attributed as they are
         return [], [], top
-    bound = float(after)
+    bound = after
     vanished: list[str] = []
     if deletions:
         rows = c.execute_sql(
             f"SELECT DISTINCT d.record_id FROM {log} d WHERE d.table_name = 'contacts' AND "
-            f"CAST(d._dlt_load_id AS DOUBLE) > %s AND EXISTS "
+            f"{_LOAD_ID.format('d._dlt_load_id')} > {_LOAD_ID.format('%s')} AND EXISTS "
             f"(SELECT 1 FROM {e} WHERE {e}.contact_id = d.record_id)", bound)
         vanished = [str(r[0]) for r in rows or ()]
     stamps: list[str] = []
     if ext is not None:
         stale = c.execute_sql(
             f"SELECT DISTINCT {e}.{ts} FROM {e} JOIN {con} k ON k.id = {e}.contact_id "
-            f"WHERE CAST(k._dlt_load_id AS DOUBLE) > %s AND k._deleted_at IS NULL "
+            f"WHERE {_LOAD_ID.format('k._dlt_load_id')} > {_LOAD_ID.format('%s')} "
+            f"AND k._deleted_at IS NULL "
             f"AND {e}.user_id IS DISTINCT FROM k.{c.escape_column_name(ext)}", bound)
         stamps = [_iso(r[0]) for r in stale or ()]
     return vanished, stamps, top

@@ -118,7 +118,7 @@ def apply(pipeline: dlt.Pipeline) -> int:
         q, ts = c.make_qualified_table_name, c.escape_column_name("timestamp")
         e, log = q(EVENTS_TABLE), q(LOG_TABLE)
         match = (f"SELECT 1 FROM {log} r WHERE {e}.{ts} >= r.lo AND {e}.{ts} < r.hi AND "
-                 f"CAST({e}._dlt_load_id AS DOUBLE) < CAST(r._dlt_load_id AS DOUBLE)")
+                 f"CAST({e}._dlt_load_id AS DECIMAL(24, 9)) < CAST(r._dlt_load_id AS DECIMAL(24, 9))")
         rows = c.execute_sql(f"SELECT COUNT(*) FROM {e} WHERE EXISTS ({match})")
         n = int(rows[0][0]) if rows else 0
         if n:

@@ -19,12 +19,12 @@ from dlt.extract.resource import DltResource
 
 from . import event_stream, readers
 from .client import GrowthOSClient
-from .deletes import DELETE_MODES
 from .endpoints import ENDPOINTS, Endpoint
 from .errors import ConfigurationError, ScopeError
 from .incremental import iso_z, parse_ts
 from .prefetch import EventFeed
 from .readers import Context
+from .warehouse.deletes import DELETE_MODES
 
 logger = logging.getLogger("growthos_source")
 DEFAULT_BASE_URL = "https://api.growthos.io/v1"

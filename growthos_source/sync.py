@@ -17,8 +17,9 @@ from dlt.common.pipeline import LoadInfo
 from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 
-from . import deletes, recovery, replacements
+from . import replacements
 from .prefetch import EventFeed
+from .warehouse import deletes, recovery
 
 logger = logging.getLogger("growthos_source")
 

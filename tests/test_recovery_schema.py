@@ -15,7 +15,7 @@ from typing import Any
 import dlt
 from dlt.extract.source import DltSource
 
-from growthos_source import recovery
+from growthos_source.warehouse import recovery
 from growthos_source.sync import sync
 from growthos_source.warehouse import duckdb_destination
 

@@ -29,11 +29,15 @@ from dlt.common.destination.client import WithStateSync
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TPartialTableSchema
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+from ..errors import GrowthOSError
+from . import ops
+from .backends import Backend
 
 logger = logging.getLogger("growthos_source")
 
 MARKER = "growthos_replayed_jobs.json"
-_TMP = "_growthos_replayed_rows"
 
 
 def finish_pending(pipeline: dlt.Pipeline) -> bool:
@@ -113,63 +117,85 @@ def adopt_warehouse_columns(pipeline: dlt.Pipeline, schema_name: str) -> list[st
 
 
 def _tables_written(pipeline: dlt.Pipeline, load_id: str) -> set[str]:
-    """Tables of a normalized package that had started loading (some job started or done)."""
+    """Data tables of a pending package. Every pending package counts, not only those that
+    had started loading: one extracted from stale state (an overlapping run) can hold append
+    rows that a later package already loaded."""
     jobs = pipeline.get_load_package_info(load_id).jobs
-    if not jobs.get("started_jobs") and not jobs.get("completed_jobs"):
-        return set()
     return {j.job_file_info.table_name for state in jobs.values() for j in state
             if not j.job_file_info.table_name.startswith("_dlt")}
 
 
 def drop_replayed_rows(pipeline: dlt.Pipeline, tables: dict[str, list[str]]) -> dict[str, int]:
-    """Keep one copy of rows that a replayed job inserted twice into `tables` (name -> load
-    ids). Rows are copies when they share `_dlt_id`, or, for tables without it, their primary
-    key within one of the load ids. Returns rows removed per table."""
+    """Keep one copy of rows that replayed load jobs put into `tables` (name -> load ids of
+    the packages finished after a crash). Returns rows removed per table.
+
+    Two kinds of copies: a job run twice inserts exact copies (the same `_dlt_id`, or for
+    tables without it the same primary key within one load id); a package extracted from
+    stale state (an overlapping run, before the lock existed) holds rows of an append table
+    that an earlier load already has: for append tables with a primary key, rows of those
+    load ids whose key is already in the table with an earlier load id go.
+    """
     schema_tables = pipeline.default_schema.tables
     removed: dict[str, int] = {}
-    with pipeline.sql_client() as client:
-        for table, load_ids in sorted(tables.items()):
-            columns = schema_tables.get(table, {}).get("columns", {})
-            if not columns or not client.has_dataset():
-                continue
-            n = _dedupe(client, table, columns, load_ids)
-            if n:
-                removed[table] = n
+    try:
+        with ops.session(pipeline) as b:
+            for table, load_ids in sorted(tables.items()):
+                schema = schema_tables.get(table, {})
+                if not schema.get("columns"):
+                    continue
+                try:
+                    n = _dedupe(b, table, schema, load_ids)
+                except DatabaseUndefinedRelation:
+                    continue  # nothing was loaded into it
+                if n:
+                    removed[table] = n
+    except GrowthOSError:
+        raise
+    except Exception as exc:
+        raise ops.WarehouseError(
+            f"cannot check the {ops.destination_type(pipeline)} warehouse for rows a replayed "
+            f"load duplicated: {' '.join(str(exc).split())[:300]}; the next run checks "
+            "again") from exc
     return removed
 
 
-def _dedupe(client: Any, table: str, columns: dict[str, Any], load_ids: list[str]) -> int:
-    col = client.escape_column_name
+_LOAD_ID = "CAST({} AS DECIMAL(24, 9))"  # load ids compared as numbers (see deletes.py)
+
+
+def _dedupe(b: Backend, table: str, schema: Any, load_ids: list[str]) -> int:
+    columns = schema["columns"]
+    col, t = b.column, b.table(table)
+    pk = [c for c, v in columns.items() if v.get("primary_key")]
+    loads = ("_dlt_load_id", load_ids)
+    in_loads = f"{col('_dlt_load_id')} IN ({', '.join(b.literal(i) for i in load_ids)})"
+    removed = 0
+    # 1. exact copies of one job run twice
     if "_dlt_id" in columns:
-        keys, where = [col("_dlt_id")], ""
+        key, where, also = "_dlt_id", "", None
+    elif len(pk) == 1 and "_dlt_load_id" in columns:
+        key, where, also = pk[0], f"WHERE {in_loads}", loads
     else:
-        pk = [c for c, v in columns.items() if v.get("primary_key")]
-        if not pk or "_dlt_load_id" not in columns:
-            return 0
-        keys = [col(c) for c in pk] + [col("_dlt_load_id")]
-        ids = ", ".join("'" + str(i).replace("'", "''") + "'" for i in load_ids)
-        where = f"WHERE {col('_dlt_load_id')} IN ({ids})"
-    key = ", ".join(keys)
-    t, tmp = client.make_qualified_table_name(table), client.make_qualified_table_name(_TMP)
-    try:
-        rows = client.execute_sql(f"SELECT COUNT(*) FROM {t} {where}") or [[0]]
-        groups = client.execute_sql(f"SELECT COUNT(*) FROM (SELECT {key} FROM {t} {where} "
-                                    f"GROUP BY {key}) g") or [[0]]
-    except Exception as exc:  # noqa: BLE001  no such table: nothing was loaded into it
-        logger.debug("cannot check %s for replayed rows: %s", table, exc)
-        return 0
-    extra = int(rows[0][0]) - int(groups[0][0])
-    if extra <= 0:
-        return 0
-    dup = (f"SELECT {key} FROM {t} {where} GROUP BY {key} HAVING COUNT(*) > 1")
-    with client.begin_transaction():
-        client.execute_sql(f"DROP TABLE IF EXISTS {tmp}")
-        client.execute_sql(f"CREATE TABLE {tmp} AS SELECT DISTINCT * FROM {t} "
-                           f"WHERE ({key}) IN ({dup})")
-        client.execute_sql(f"DELETE FROM {t} WHERE ({key}) IN (SELECT {key} FROM {tmp})")
-        client.execute_sql(f"INSERT INTO {t} SELECT * FROM {tmp}")
-        client.execute_sql(f"DROP TABLE {tmp}")
-    return extra
+        key = ""
+    if key:
+        dup = b.query(f"SELECT {col(key)}, COUNT(*) FROM {t} {where} GROUP BY {col(key)} "
+                      f"HAVING COUNT(*) > 1")
+        if dup:
+            b.keep_one_copy(table, key, [r[0] for r in dup], also)
+            removed += sum(int(r[1]) - 1 for r in dup)
+    # 2. append rows of a stale package that an earlier load already holds
+    if schema.get("write_disposition") == "append" and len(pk) == 1 and load_ids:
+        k, lid = col(pk[0]), col("_dlt_load_id")
+        stale = b.query(
+            f"SELECT t.{k}, t.{lid} FROM {t} t WHERE t.{in_loads} AND EXISTS (SELECT 1 FROM "
+            f"{t} o WHERE o.{k} = t.{k} AND {_LOAD_ID.format('o.' + lid)} < "
+            f"{_LOAD_ID.format('t.' + lid)})")
+        by_load: dict[str, list[Any]] = {}
+        for value, load_id in stale:
+            by_load.setdefault(str(load_id), []).append(value)
+        for load_id, values in by_load.items():
+            b.delete_in(table, pk[0], values, ("_dlt_load_id", [load_id]))
+        removed += len(stale)
+    return removed
 
 
 def _read(path: str) -> dict[str, list[str]]:

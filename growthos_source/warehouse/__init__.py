@@ -1,0 +1,16 @@
+"""The warehouse side of the connector: everything done in the destination itself.
+
+    ops.py       the one interface: reads during extract, per-day counts and deletes, plain
+                 reads; `session()` opens the destination as a backend
+    backends.py  SQL destinations (dlt's SQL client) and Delta tables (deltalake)
+    deletes.py   records that vanished from the API: logged, then marked or removed
+    recovery.py  after a crash: pending packages, rows replayed loads duplicated, columns an
+                 aborted package left in the warehouse
+    duckdb.py    the default destination: a DuckDB file with a capped buffer pool
+"""
+
+from .duckdb import DEFAULT_DATABASE, DEFAULT_MEMORY_LIMIT, configured_database, duckdb_destination
+from .ops import WarehouseError
+
+__all__ = ["DEFAULT_DATABASE", "DEFAULT_MEMORY_LIMIT", "WarehouseError", "configured_database",
+           "duckdb_destination"]

@@ -1,0 +1,256 @@
+"""How SQL reaches each kind of destination: the two backends behind `ops.py`.
+
+`SqlBackend`: any dlt destination with a writable SQL client (DuckDB, PostgreSQL, Snowflake,
+BigQuery, ...). Statements use only SQL those accept: SELECT with GROUP BY / EXISTS, and
+UPDATE / DELETE filtered by `IN (literal, ...)`; literals are escaped by the destination's own
+`escape_literal`.
+
+`DeltaBackend`: the filesystem destination with `table_format="delta"`. dlt's SQL client there
+is DuckDB views over the tables and needs DuckDB's `delta` extension, which DuckDB downloads on
+first use (machines without internet cannot); it is read-only anyway. So reads run the same SQL
+in an in-memory DuckDB over the tables' arrow datasets (read by the `deltalake` library dlt uses
+to write them), and writes are `DeltaTable.update` / `DeltaTable.delete` commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+import dlt
+import duckdb as duckdb_lib
+import pyarrow as pa
+
+# Literals per statement of `... WHERE key IN (...)`: well below every destination's limit on
+# statement size, large enough that deletes of a few thousand records take a few statements.
+IN_CHUNK = 500
+
+# An extra `column IN (values)` filter of a delete.
+Also = tuple[str, Sequence[Any]] | None
+
+
+class Backend(Protocol):
+    """What `ops.py` needs from a destination."""
+
+    dialect: str
+
+    def table(self, name: str) -> str:
+        """The qualified, quoted name of a table of the pipeline's dataset."""
+
+    def column(self, name: str) -> str:
+        """A quoted column name."""
+
+    def literal(self, value: Any) -> str:
+        """A SQL literal of `value`, escaped for this destination."""
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a SELECT (raises dlt's DatabaseUndefinedRelation when a table is missing)."""
+
+    def update_in(self, table: str, column: str, value: Any, key: str,
+                  keys: Sequence[Any]) -> None:
+        """SET `column` = `value` on the rows whose `key` is one of `keys`."""
+
+    def delete_in(self, table: str, key: str, keys: Sequence[Any],
+                  also: Also = None) -> None:
+        """Delete the rows whose `key` is one of `keys` (and, with `also`, whose column
+        `also[0]` is one of `also[1]`)."""
+
+    def delete_range(self, table: str, column: str, lo: Any, hi: Any) -> None:
+        """Delete the rows with `lo <= column < hi`."""
+
+    def keep_one_copy(self, table: str, key: str, keys: Sequence[Any],
+                      also: Also = None) -> None:
+        """Rows with `key` in `keys` (filtered by `also`) that are exact copies of each other
+        become one row."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A block whose statements commit together where the destination can."""
+
+
+def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+_SCRATCH = "_growthos_replayed_rows"
+
+
+class SqlBackend:
+    """A destination reached through dlt's SQL client (one open connection)."""
+
+    def __init__(self, client: Any, dialect: str) -> None:
+        self.client, self.dialect = client, dialect
+
+    def table(self, name: str) -> str:
+        return str(self.client.make_qualified_table_name(name))
+
+    def column(self, name: str) -> str:
+        return str(self.client.escape_column_name(name))
+
+    def literal(self, value: Any) -> str:
+        return str(self.client.capabilities.escape_literal(value))
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.client.execute_sql(sql) or ()]
+
+    def _in(self, key: str, keys: Iterable[Any]) -> str:
+        return f"{self.column(key)} IN ({', '.join(self.literal(k) for k in keys)})"
+
+    def update_in(self, table: str, column: str, value: Any, key: str,
+                  keys: Sequence[Any]) -> None:
+        for part in chunks(keys):
+            self.client.execute_sql(f"UPDATE {self.table(table)} SET {self.column(column)} = "
+                                    f"{self.literal(value)} WHERE {self._in(key, part)}")
+
+    def _where(self, key: str, keys: Sequence[Any], also: Also) -> str:
+        return self._in(key, keys) + (f" AND {self._in(*also)}" if also else "")
+
+    def delete_in(self, table: str, key: str, keys: Sequence[Any],
+                  also: Also = None) -> None:
+        for part in chunks(keys):
+            self.client.execute_sql(f"DELETE FROM {self.table(table)} WHERE "
+                                    f"{self._where(key, part, also)}")
+
+    def keep_one_copy(self, table: str, key: str, keys: Sequence[Any],
+                      also: Also = None) -> None:
+        # In the warehouse (types kept exactly): the distinct copies to a scratch table, the
+        # copies out, the distinct ones back, in one transaction.
+        t, tmp = self.table(table), self.table(_SCRATCH)
+        with self.transaction():
+            for part in chunks(keys):
+                where = self._where(key, part, also)
+                self.client.execute_sql(f"DROP TABLE IF EXISTS {tmp}")
+                self.client.execute_sql(f"CREATE TABLE {tmp} AS SELECT DISTINCT * FROM {t} "
+                                        f"WHERE {where}")
+                self.client.execute_sql(f"DELETE FROM {t} WHERE {where}")
+                self.client.execute_sql(f"INSERT INTO {t} SELECT * FROM {tmp}")
+                self.client.execute_sql(f"DROP TABLE {tmp}")
+
+    def delete_range(self, table: str, column: str, lo: Any, hi: Any) -> None:
+        c = self.column(column)
+        self.client.execute_sql(f"DELETE FROM {self.table(table)} WHERE {c} >= "
+                                f"{self.literal(lo)} AND {c} < {self.literal(hi)}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.client.begin_transaction():
+            yield
+
+
+class DeltaBackend:
+    """Delta tables of a filesystem destination: reads through DuckDB over arrow, writes
+    through `deltalake`."""
+
+    dialect = "duckdb"
+
+    def __init__(self, pipeline: dlt.Pipeline) -> None:
+        self.pipeline = pipeline
+        self.dataset = pipeline.dataset_name
+        self._con = duckdb_lib.connect()
+        self._con.execute(f'CREATE SCHEMA "{self.dataset}"')
+        self._tables: dict[str, Any] = {}
+
+    def close(self) -> None:
+        self._con.close()
+
+    def _delta(self, name: str) -> Any:
+        """The DeltaTable of `name`, or raise DatabaseUndefinedRelation when it has none."""
+        from deltalake.exceptions import TableNotFoundError
+        from dlt.common.libs.deltalake import get_delta_tables
+        from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+        if name not in self._tables:
+            try:
+                self._tables[name] = get_delta_tables(self.pipeline, name)[name]
+            except (ValueError, TableNotFoundError) as exc:
+                raise DatabaseUndefinedRelation(exc) from exc
+        return self._tables[name]
+
+    def table(self, name: str) -> str:
+        """Registers the table's current version as a view, then names it."""
+        view = f'"{self.dataset}"."{name}"'
+        dt = self._delta(name)
+        dt.update_incremental()
+        arrow = f"_arrow_{name}"
+        self._con.register(arrow, dt.to_pyarrow_dataset())
+        self._con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {arrow}")
+        return view
+
+    def column(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def literal(self, value: Any) -> str:
+        from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
+
+        return str(duckdb_factory().capabilities().escape_literal(value))
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._con.execute(sql).fetchall()]
+
+    def _in(self, key: str, keys: Iterable[Any]) -> str:
+        # DataFusion's SQL (deltalake's predicates): plain quoted strings and numbers
+        def lit(v: Any) -> str:
+            return "'" + str(v).replace("'", "''") + "'" if isinstance(v, str) else str(v)
+        return f"{self.column(key)} IN ({', '.join(lit(k) for k in keys)})"
+
+    def update_in(self, table: str, column: str, value: Any, key: str,
+                  keys: Sequence[Any]) -> None:
+        dt = self._delta(table)
+        expr = _delta_value(value)
+        for part in chunks(keys):
+            dt.update(updates={self.column(column): expr}, predicate=self._in(key, part))
+
+    def _where(self, key: str, keys: Sequence[Any], also: Also) -> str:
+        return self._in(key, keys) + (f" AND {self._in(*also)}" if also else "")
+
+    def delete_in(self, table: str, key: str, keys: Sequence[Any],
+                  also: Also = None) -> None:
+        dt = self._delta(table)
+        for part in chunks(keys):
+            dt.delete(self._where(key, part, also))
+
+    def keep_one_copy(self, table: str, key: str, keys: Sequence[Any],
+                      also: Also = None) -> None:
+        # Two Delta commits (delete, append) per chunk: killed in between, the copies are gone
+        # and the rows missing; the marker recovery.py keeps does not help then, so read all
+        # chunks first and write them back at once.
+        from deltalake import write_deltalake
+
+        dt = self._delta(table)
+        view = self.table(table)
+        parts = []
+        for part in chunks(keys):
+            sql_where = self._where(key, part, also)
+            parts.append(self._con.execute(f"SELECT DISTINCT * FROM {view} WHERE {sql_where}")
+                         .to_arrow_table())
+        rows = pa.concat_tables(parts).cast(pa.schema(dt.schema())) if parts else None
+        for part in chunks(keys):
+            dt.delete(self._where(key, part, also))
+        if rows is not None and rows.num_rows:
+            write_deltalake(dt, rows, mode="append")
+
+    def delete_range(self, table: str, column: str, lo: Any, hi: Any) -> None:
+        c = self.column(column)
+        self._delta(table).delete(f"{c} >= {_delta_value(lo)} AND {c} < {_delta_value(hi)}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # Each Delta write is its own commit; callers order their writes so that a run killed
+        # between two of them is finished by the next run (see deletes.py, recovery.py).
+        yield
+
+
+def _delta_value(value: Any) -> str:
+    """A DataFusion SQL expression for an update's new value."""
+    import datetime as dt
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, dt.datetime):
+        v = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        iso = v.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return f"to_timestamp_micros('{iso}')"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
