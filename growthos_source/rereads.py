@@ -88,13 +88,18 @@ class Reread:
             yield self.arrow.table(batch)
 
     @property
-    def walk_from_s(self) -> float:
-        return self.walk_from.timestamp() if self.walk_from is not None else float("inf")
+    def stop(self) -> dt.datetime:
+        """Re-reads end here: the start of the 15-minute bucket holding `walk_from`, so a
+        day's count after its re-read is the re-read rows plus whole buckets from here on."""
+        if self.walk_from is None:
+            return FAR
+        b = int(self.walk_from.timestamp()) // reconcile.BUCKET_SECONDS
+        return dt.datetime.fromtimestamp(b * reconcile.BUCKET_SECONDS, UTC)
 
     def _free(self, windows: list[Range]) -> list[Range]:
         """`windows` minus what is already re-read this run or read by the walk."""
         out: list[Range] = []
-        stop = self.walk_from or FAR
+        stop = self.stop
         for lo, hi in windows:
             hi = min(hi, stop)
             parts = [(lo, hi)] if lo < hi else []
@@ -117,7 +122,10 @@ class Reread:
             return
         self.density = density(both)
         lo_d = _day(min(both)) - dt.timedelta(days=1)
-        hi_d = max(_day(max(both)), dt.datetime.now(UTC).date()) + dt.timedelta(days=1)
+        # The newest event the walk or the warehouse has bounds the range: nothing the API
+        # holds is newer than the stream's newest (the walk reads up to it). One day's margin
+        # each side for days counted in another zone.
+        hi_d = _day(max(both)) + dt.timedelta(days=1)
         if self.ctx.start_date:
             lo_d = max(lo_d, parse_ts(self.ctx.start_date).date())
         if self.ctx.end_date:
@@ -146,7 +154,7 @@ class Reread:
         blocked: list[str] = []
         for day in diff:
             lo, _ = reconcile.day_bounds(day, tz)
-            if self.walk_from is not None and lo >= self.walk_from:
+            if lo >= self.stop:
                 blocked.append(day)  # all of it was walked just now: next run compares again
             elif len(todo) < cap:
                 todo.append(day)
@@ -160,9 +168,9 @@ class Reread:
 
         yield from self.walk(self._free([reconcile.day_bounds(d, tz) for d in todo]), count)
         # After the re-read a day holds what was re-read plus what the warehouse and the walk
-        # hold of it from `walk_from` on.
+        # hold of it from `stop` on.
         tail = held + run
-        for b in [b for b in tail if b * reconcile.BUCKET_SECONDS < self.walk_from_s]:
+        for b in [b for b in tail if b * reconcile.BUCKET_SECONDS < self.stop.timestamp()]:
             del tail[b]
         after = reconcile.days_of(reread + tail, tz)
         still = {d: [api.get(d, 0), after.get(d, 0)] for d in todo
