@@ -14,12 +14,11 @@ from typing import Any
 
 import dlt
 import psycopg2
+from conftest import control, truth
+from warehouse import Warehouse, norm
 
 from growthos_sim import DEFAULT_KEY
 from growthos_source import growthos, sync
-
-from conftest import control, truth
-from warehouse import Warehouse, norm
 
 EVENT_COLS = ("id", "timestamp", "contact_id", "user_id")
 ROOT = Path(__file__).resolve().parent.parent
