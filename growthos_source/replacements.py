@@ -11,9 +11,9 @@ run's copy. `apply()` is idempotent (it only deletes rows older than the log row
 run killed between load and apply is finished by the next `sync()`, which applies before it
 reads anything.
 
-The SQL is plain (comparisons, EXISTS, DELETE) and runs on DuckDB and PostgreSQL; it needs a
-destination with an SQL client (not the filesystem/Delta destinations, where the re-read rows
-stay appended beside the old ones: see docs/events.md).
+The SQL is plain (comparisons, EXISTS, DELETE) and runs on DuckDB and PostgreSQL. The
+filesystem (Delta) destination gets no session: no re-reads happen there, so nothing needs
+replacing (docs/events.md).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
+
+from .warehouse import ops
 
 logger = logging.getLogger("growthos_source")
 
@@ -57,6 +59,11 @@ def session(pipeline: dlt.Pipeline, reattribute_only: bool = False) -> Iterator[
     tables: dict[str, Any] = (pipeline.default_schema.tables if pipeline.default_schema_name
                               else {})
     ready = EVENTS_TABLE in tables and pipeline.destination is not None
+    if ready and ops.is_delta(pipeline):
+        # Its SQL client reads the files but cannot delete the older copies of re-read rows.
+        logger.info("events: on the filesystem destination late events and merges are not "
+                    "reconciled (new events load as before)")
+        ready = False
     try:
         client_cm = pipeline.sql_client() if ready else None
     except Exception as exc:  # noqa: BLE001  (a destination without SQL: Delta, files)
@@ -112,7 +119,7 @@ def apply(pipeline: dlt.Pipeline) -> int:
     if not pipeline.default_schema_name:
         return 0
     tables = pipeline.default_schema.tables
-    if LOG_TABLE not in tables or EVENTS_TABLE not in tables:
+    if LOG_TABLE not in tables or EVENTS_TABLE not in tables or ops.is_delta(pipeline):
         return 0
     with pipeline.sql_client() as c:
         q, ts = c.make_qualified_table_name, c.escape_column_name("timestamp")
