@@ -15,7 +15,7 @@ one analytics query per 366 days of event counts. Sizes come from /_sim/truth an
 
 The default day includes late events (3 s to 5 days old) and a merge. For the incremental run
 the event stream's minimum is: the pages of the events from the lookback's start on (the mark
-minus `events_lookback_seconds`), plus the pages of each day holding a late event older than
+minus `events_lookback_seconds`, down to a quarter hour), plus the pages of each day holding a late event older than
 that (from the day's start to the lookback's start: what a re-read of the day must read), plus
 one count query per 366 days of history. Re-attributing merged contacts' events is not part
 of the minimum: its requests are printed on their own line.
@@ -112,6 +112,7 @@ def event_minimum(srv: Server, mark: str, received_after: str) -> tuple[int, int
     those days before the lookback's start) after the previous sync's mark `mark`, for
     events received after `received_after` (the clock at the previous sync)."""
     since = _ts(mark) - LOOKBACK
+    since = since.replace(minute=since.minute // 15 * 15, second=0, microsecond=0)  # as the walk
     events = list(srv.truth("events"))
     walked = sum(1 for e in events if _ts(e["timestamp"]) >= since)
     late_days = {e["timestamp"][:10] for e in events

@@ -66,6 +66,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     if caught_up:
         assert cur.last is not None
         since = parse_ts(cur.last) - ctx.events_lookback
+        # From a 15-minute boundary: the re-read days end exactly where the walk starts and
+        # are counted in whole buckets (reconcile.py).
+        since = since.replace(minute=since.minute // 15 * 15, second=0, microsecond=0)
         known = reconcile.warehouse_ids_since(since)
         if known is not None:  # without the warehouse's ids the lookback would duplicate
             held = known

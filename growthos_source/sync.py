@@ -108,6 +108,8 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     run_source = source if isinstance(source, DltSource) else source()
     recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
     rows: dict[str, int] = {}
+    # Events loaded by a first run are attributed as the API has them now: no second pass.
+    had_events = "all" in _events_marks(pipeline)
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
         _backfill_events(pipeline, source, backfill_windows, fmt, rows, progress)
@@ -119,21 +121,28 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     applied = deletes.apply(pipeline)
     replacements.apply(pipeline)
     report = dict(_events_marks(pipeline).get("report") or {})
-    if "events" in run_source.selected_resources and (rows.get("contacts")
-                                                      or rows.get(deletes.LOG_TABLE)):
-        # Contacts changed in this load: re-attribute the events of the merged ones now that
-        # the warehouse knows the changes (an events-only pass that reads no new events).
-        again = (source() if not isinstance(source, DltSource) else run_source)
-        with replacements.session(pipeline, reattribute_only=True):
-            pipeline.run(again.with_resources("events"), loader_file_format=fmt, **run_kwargs)
-        for t, n in _rows(pipeline).items():
-            rows[t] = rows.get(t, 0) + n
-        replacements.apply(pipeline)
-        second = _events_marks(pipeline).get("report") or {}
-        report.update({k: v for k, v in second.items() if k.startswith("reattribut")})
-        report["reread_requests"] = (report.get("reread_requests", 0)
-                                     + second.get("reread_requests", 0))
+    if had_events and "events" in run_source.selected_resources and (
+            rows.get("contacts") or rows.get(deletes.LOG_TABLE)):
+        again = source() if not isinstance(source, DltSource) else run_source
+        _reattribute(pipeline, again, fmt, run_kwargs, rows, report)
     return SyncResult(info, rows, applied, recovered, report)
+
+
+def _reattribute(pipeline: dlt.Pipeline, source: DltSource, fmt: TLoaderFileFormat,
+                 run_kwargs: dict[str, Any], rows: dict[str, int],
+                 report: dict[str, Any]) -> None:
+    """Contacts changed in the load just made: re-attribute the events of the merged ones,
+    now that the warehouse knows the changes (an events-only pass that reads no new events;
+    see rereads.Reread.reattribute)."""
+    with replacements.session(pipeline, reattribute_only=True):
+        pipeline.run(source.with_resources("events"), loader_file_format=fmt, **run_kwargs)
+    for t, n in _rows(pipeline).items():
+        rows[t] = rows.get(t, 0) + n
+    replacements.apply(pipeline)
+    second = _events_marks(pipeline).get("report") or {}
+    report.update({k: v for k, v in second.items() if k.startswith("reattribut")})
+    report["reread_requests"] = (report.get("reread_requests", 0)
+                                 + second.get("reread_requests", 0))
 
 
 def _events_marks(pipeline: dlt.Pipeline) -> dict[str, Any]:
