@@ -29,6 +29,7 @@ import dlt
 from growthos_source import growthos, sync
 from growthos_source.cli_errors import one_line
 from growthos_source.endpoints import ENDPOINTS
+from growthos_source.models import create_models
 from growthos_source.warehouse import DEFAULT_MEMORY_LIMIT, duckdb_destination
 
 TABLES = [e.table for e in ENDPOINTS if not e.table.startswith("_")]
@@ -56,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backfill-windows", type=int, default=8, help="load an event stream that is "
                    "behind in chunks of this many windows, each committed on its own, so an "
                    "interrupted backfill resumes where it stopped (default 8; 0: one run)")
+    p.add_argument("--models", action="store_true", help="after the sync, create the analytics "
+                   "views (contacts_current, survey_nps, daily_events, ...: docs/sql-models.md)")
     p.add_argument("--demo", action="store_true", help="start the local GrowthOS server with a "
                    "small seeded data set and sync it into growthos.duckdb")
     return p.parse_args(argv)
@@ -105,15 +108,27 @@ def run(args: argparse.Namespace) -> int:
     # dlt's own progress display, as keyword arguments for dlt.pipeline()
     progress: dict[str, Any] = {} if args.progress == "none" else {"progress": args.progress}
     if args.demo:
-        from demo import run_demo  # pipelines/demo.py
+        from demo import DEMO_DB, run_demo  # pipelines/demo.py
 
-        return run_demo(args, build_source, print_summary, progress, destination)
+        code = run_demo(args, build_source, print_summary, progress, destination)
+        if args.models:
+            print_models(dlt.pipeline(pipeline_name="growthos_demo", dataset_name=args.dataset_name,
+                                      destination=destination(args, os.path.abspath(DEMO_DB))))
+        return code
     pipeline = dlt.pipeline(pipeline_name=args.pipeline_name, destination=destination(args),
                             dataset_name=args.dataset_name, **progress)
     result = sync(pipeline, lambda **kw: build_source(args, **kw),
                   backfill_windows=args.backfill_windows or None, progress=print)
     print_summary(result)
+    if args.models:
+        print_models(pipeline)
     return 0
+
+
+def print_models(pipeline: Any) -> None:
+    """Create the analytics views; views whose tables were not loaded are logged as skipped."""
+    made = create_models(pipeline)
+    print(f"\nCreated {len(made)} views in {pipeline.dataset_name}: {', '.join(made)}")
 
 
 class _QuietNullColumns(logging.Filter):
