@@ -17,7 +17,7 @@ from .generate import (add_member, campaign_stats, new_campaign, new_contact, ne
                        new_survey, new_webhook)
 from .table import Record
 from .util import DAY_MS, iso_ms, new_id, parse_duration_ms
-from .world import World
+from .world import Batch, Work, World
 
 Summary = dict[str, Any]
 
@@ -47,6 +47,19 @@ def default_day(w: World, days: float) -> dict[str, dict[str, Any]]:
         "webhook_deliveries": {"create": 20},
         "segments": {"update": 1},
     }
+
+
+def queued_event(ts: int, eid: str, contact_id: str, name: str, ev: Record) -> Work:
+    """Processing of one queued event: attributed to the contact it belongs to *now* (a merge
+    while it waited moved its contact's other events to the survivor; it follows them)."""
+    def work(w: World, batch: Batch) -> None:
+        cid = w.survivor(contact_id)
+        if cid != contact_id:
+            rec = w.contacts.get(cid, include_deleted=True)
+            ev["contact_id"] = cid
+            ev["user_id"] = None if rec is None else rec["external_id"]
+        batch.add((ts, eid, cid, name, ev))
+    return work
 
 
 def _check_count(what: str, count: object) -> None:
@@ -107,21 +120,25 @@ class Mutator:
         for table, actions in plan.items():
             for action, count in actions.items():
                 if table == "events":
+                    queued = bool(actions.get("via_ingest", False))
                     if action == "late":
                         summary.setdefault(table, {})[action] = {
                             age: self.events_create(self._times(start, end, n),
-                                                    parse_duration_ms(age))
+                                                    parse_duration_ms(age), queued)
                             for age, n in count.items()}
                     elif action == "create":
                         summary.setdefault(table, {})[action] = self.events_create(
-                            self._times(start, end, count))
+                            self._times(start, end, count), 0, queued)
                     continue
                 fn = self.ops()[table][action]
                 times = self._times(start, end, count)
                 done = [r for t in times if (r := fn(t)) is not None]
                 summary.setdefault(table, {})[action] = done
         w.clock.advance(end - start)
+        w.process_due()
         summary["now"] = iso_ms(w.clock.now())
+        if w.queue:
+            summary["pending"] = len(w.queue)  # queued work still waiting for its delay
         return summary
 
     def ops(self) -> dict[str, dict[str, Callable[[int], Any]]]:
@@ -195,10 +212,15 @@ class Mutator:
     def event_create(self, t: int) -> str | None:
         return self.w.events.ids[-1] if self.events_create([t]) else None
 
-    def events_create(self, times: list[int], age_ms: int = 0) -> int:
+    def events_create(self, times: list[int], age_ms: int = 0, queued: bool = False) -> int:
         """New events received at sorted `times`, each with a `timestamp` `age_ms` before its
         receipt (0: an ordinary event; more: a late one, landing inside the stream's history).
-        `received_at` is the receipt time. Returns how many were made."""
+        `received_at` is the receipt time. Returns how many were made.
+
+        `queued` (`"via_ingest": true`) sends them the Ingest API's way: visible only once
+        server time passes receipt + the processing delay, so the last few seconds of a burst
+        are still unprocessed when it returns. Without it they are visible at once, as the
+        connector's tests written before the Ingest API expect."""
         picks = []
         for t in times:
             c = self._contact()
@@ -213,7 +235,10 @@ class Mutator:
             name, ev = fake.event(self.rng, eid, c, ts, self.w.project["project_id"])
             ev["received_at"] = iso_ms(t)
             made.append((ts, eid, c["id"], name, ev))
-        self.w.events.add_many(made)
+            if queued:
+                self.w.receive(t, queued_event(ts, eid, c["id"], name, ev))
+        if not queued:
+            self.w.events.add_many(made)
         return len(picks)
 
     def segment_update(self, t: int) -> str | None:

@@ -7,16 +7,19 @@ import threading
 import time
 
 PLANS: dict[str, int | None] = {"free": 10, "growth": 50, "scale": 100, "unlimited": None}
+# The Ingest API's limits per write key (requests per second) on the same plans.
+INGEST_PLANS: dict[str, int | None] = {"free": 100, "growth": 500, "scale": 1000,
+                                       "unlimited": None}
 
 
 class RateLimiter:
     """Counts requests per key per wall-clock second."""
 
-    def __init__(self, plan: str) -> None:
-        if plan not in PLANS:
-            raise ValueError(f"unknown plan {plan!r}: choose one of {', '.join(PLANS)}")
+    def __init__(self, plan: str, limits: dict[str, int | None] = PLANS) -> None:
+        if plan not in limits:
+            raise ValueError(f"unknown plan {plan!r}: choose one of {', '.join(limits)}")
         self.plan = plan
-        self.limit = PLANS[plan]
+        self.limit = limits[plan]
         self._windows: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
