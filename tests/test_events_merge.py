@@ -61,3 +61,47 @@ def test_over_the_budget_the_next_run_finishes(make_sim, tmp_path: Path) -> None
     assert any(now[i] != c for i, c in wh.query("SELECT id, contact_id FROM {ds}.events"))
     wh.sync(resources=("contacts", "events"))
     assert_events_exact(wh_events(wh), sim)
+
+
+def test_ingest_late_duplicates_and_an_alias(make_sim, tmp_path: Path) -> None:
+    """Through the Ingest API: events dated seconds to weeks back, some still being processed
+    while a sync runs, the same message_id sent twice, and an alias that merges an anonymous
+    visitor into a user. After each sync the warehouse equals the truth."""
+    import httpx
+
+    from growthos_sim import DEFAULT_WRITE_KEY
+
+    sim = make_sim(contacts=80, events=1000)
+    wh = Warehouse(tmp_path, sim)
+    wh.sync(resources=("contacts", "events"))
+    ingest = httpx.Client(base_url=sim.base_url, timeout=30,
+                          headers={"Authorization": f"Bearer {DEFAULT_WRITE_KEY}"})
+
+    def send(**msg: Any) -> None:
+        r = ingest.post("/track", json=msg)
+        assert r.status_code == 202, r.text
+
+    def advance(by: str) -> None:
+        control(sim, "POST", "mutate", json={"advance": by, "activity": False})
+
+    now = control(sim, "GET", "info").json()["now"]  # 2026-06-01T00:00:00.000Z
+    for ts in ("2026-05-31T23:59:58.000Z", "2026-05-31T22:00:00.000Z",
+               "2026-05-28T12:00:00.000Z"):
+        send(anonymous_id="anon_late", event="viewed", timestamp=ts)
+    for _ in range(2):  # a retried send: one event
+        send(user_id="usr_alias", event="paid", message_id="msg_dup",
+             timestamp="2026-04-20T08:00:00.000Z")
+    # Still being processed (5 s) while this sync runs: the next one must pick them up.
+    pending = wh.sync(resources=("contacts", "events"))
+    assert not [e for e in truth(sim, "events") if e.get("anonymous_id") == "anon_late"]
+    advance("10s")
+    send(user_id="usr_alias", event="paid", message_id="msg_dup")  # within 24 h: dropped
+    alias = ingest.post("/alias", json={"previous_id": "anon_late", "user_id": "usr_alias"})
+    assert alias.status_code == 202, alias.text
+    advance("10s")
+    assert now < control(sim, "GET", "info").json()["now"]
+    result = wh.sync(resources=("contacts", "events"))
+    assert_events_exact(wh_events(wh), sim)
+    mine = [e for e in truth(sim, "events") if e["user_id"] == "usr_alias"]
+    assert len(mine) == 4 and len({e["contact_id"] for e in mine}) == 1
+    assert result.events["days_fixed"], (pending.events, result.events)
