@@ -7,8 +7,9 @@ a run yields every event at most once; the ranges go to the replacement log
 the events marks under `report` (`sync()` returns it as `SyncResult.events`):
 
     days_checked, days_fixed, still_different {day: [api, warehouse]}, deferred (days over the
-    cap), timezone (the zone the API's days were read in), reattributed (events re-read for
-    merged or renamed contacts), reread_requests (requests the re-reads cost)
+    cap), timezone (the zone the API's days were read in), reattributed_ranges and
+    reattribute_requests (re-reads for merged or renamed contacts), reattribute_deferred
+    (over the budget), reread_requests (every request of the above, count queries included)
 """
 
 from __future__ import annotations
