@@ -168,10 +168,10 @@ def main() -> int:
         new_events = info1["events"] - info0["events"]
         print(f"mutate advance {args.advance}: {summary['from']} -> {summary['to']}, "
               f"{new_events} new events", flush=True)
-        # one analytics query covers the re-read settling days
+        # daily_event_counts reads the whole history again (late events change any day)
         walked, walk_pages, late_days, late_pages = event_minimum(srv, mark, info0["now"])
-        min1 = minimum(srv, info1, walked, 1, links_before)
         days = history_days(srv, info1)
+        min1 = minimum(srv, info1, walked, days, links_before)
         min1["events"] = (1, walked, walk_pages + late_pages + math.ceil(days / 366))
         naive1 = sum(v[2] for v in minimum(srv, info1, new_events, 1).values())
         print(f"late events fall on {late_days} days before the lookback: {late_pages} pages "

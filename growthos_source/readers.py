@@ -77,7 +77,7 @@ class Context:
     page_size: int = 100
     events_window: dt.timedelta = dt.timedelta(days=7)
     events_windows_per_run: int | None = None
-    settling_days: int = 3
+    settling_days: int | None = None
     run_started: str = ""
     events_feed: EventFeed | None = None
     # late events and merges (rereads.py)
@@ -381,13 +381,17 @@ def read_by_id(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
 
 # ---- analytics ------------------------------------------------------------------------------
 def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
-    """Event counts per day and event name; the last `settling_days` are re-read every run
-    because late events still change them."""
+    """Event counts per day and event name. Late events can change any day (an SDK's offline
+    batch, a client clock), so by default the whole history is read again every run: one
+    request per 366 days. `settling_days=N` re-reads only the last N days instead (cheaper,
+    inexact for events arriving later than that)."""
     state = table_marks(ep.table)
     last = state.get("last_date")
     today = dt.datetime.now(dt.timezone.utc).date()
-    if last:
+    if last and ctx.settling_days is not None:
         start = dt.date.fromisoformat(last) - dt.timedelta(days=ctx.settling_days)
+    elif state.get("first_date"):
+        start = dt.date.fromisoformat(state["first_date"])
     elif ctx.start_date:
         start = parse_ts(ctx.start_date).date()
     else:
@@ -395,6 +399,7 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
         if bounds is None:
             return
         start = bounds[0].date()
+    state.setdefault("first_date", start.isoformat())
     if ctx.start_date:
         start = max(start, parse_ts(ctx.start_date).date())
     end = (parse_ts(ctx.end_date) - dt.timedelta(microseconds=1)).date() if ctx.end_date \

@@ -86,7 +86,7 @@ def growthos(
     workers: int = 16,
     events_window_days: float = 7,
     events_windows_per_run: int | None = None,
-    settling_days: int = 3,
+    settling_days: int | None = None,
     page_size: int = 100,
     timeout: float = 30.0,
     max_attempts: int = 6,
@@ -118,6 +118,8 @@ def growthos(
         min(backoff_max, backoff_base * 2**(attempt-1)) seconds, or longer if Retry-After says so.
     events_feed: set by `sync()`'s chunked backfill, which passes one feed to all its runs so
         the next chunk is read while the previous one loads (prefetch.py).
+    settling_days: `daily_event_counts` re-reads only the last N days each run (default: the
+        whole history, one request per 366 days, since late events change any day).
     events_lookback_seconds: an incremental run starts the event walk this far behind the
         mark, for events still being processed at the last run (the API documents 5 s p95);
         what it reads again replaces the warehouse's copy (replacements.py).
