@@ -19,7 +19,7 @@ from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import isolation, ledger, run_lock
+from . import isolation, ledger, replacements, run_lock
 from .prefetch import EventFeed
 from .warehouse import deletes, duckdb, guard, recovery
 
@@ -37,6 +37,9 @@ class SyncResult:
     rows: dict[str, int] = field(default_factory=dict)  # rows extracted per table this run
     deletes_applied: dict[str, int] = field(default_factory=dict)
     recovered_pending: bool = False
+    # what the event stream re-read beyond new events (rereads.py): days fixed, days still
+    # different, events re-read for merged contacts, requests spent
+    events: dict[str, Any] = field(default_factory=dict)
 
 
 SourceFactory = Callable[..., DltSource]
@@ -144,10 +147,15 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     # Also removes rows that load jobs replayed after a crash inserted twice (see recovery.py).
     duckdb.fit_memory_limit(pipeline)  # a package left pending may hold a wide table
     recovered = recovery.finish_pending(pipeline)
+    # A run killed between its load and the replacement of its re-read ranges: finish it
+    # before this run counts the warehouse's events.
+    replacements.apply(pipeline)
     run_source = source if isinstance(source, DltSource) else source()
     recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
     rec.tables(run_source)
     rows = rec.rows  # the ledger counts what the runs below committed
+    # Events loaded by a first run are attributed as the API has them now: no second pass.
+    had_events = "all" in _events_marks(pipeline)
     failures: list[isolation.Failure] = []
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
@@ -157,8 +165,9 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
         run_source = isolation.without(source(), failures)  # fresh after the backfill's runs
 
     def run_one(s: DltSource) -> LoadInfo:
-        info = _run_within_memory(pipeline, lambda: pipeline.run(
-            s, loader_file_format=fmt, **run_kwargs), rows)
+        with replacements.session(pipeline):
+            info = _run_within_memory(pipeline, lambda: pipeline.run(
+                s, loader_file_format=fmt, **run_kwargs), rows)
         rec.loaded(info)
         return info
 
@@ -166,7 +175,14 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     failures += failed
     applied = deletes.apply(pipeline) if info is not None else {}
     rec.deleted(applied)
-    result = SyncResult(info, rows, applied, recovered)
+    replacements.apply(pipeline)
+    report = dict(_events_marks(pipeline).get("report") or {})
+    if info is not None and had_events and "events" in run_source.selected_resources and (
+            rows.get("contacts") or rows.get(deletes.LOG_TABLE)):
+        again = source() if not isinstance(source, DltSource) else run_source
+        failures += isolation.failing("events", lambda: _reattribute(
+            pipeline, again, fmt, run_kwargs, rows, report, rec))
+    result = SyncResult(info, rows, applied, recovered, report)
     if failures:
         raise isolation.TablesFailedError(failures, result)
     return result
@@ -194,9 +210,30 @@ def _run_within_memory(pipeline: dlt.Pipeline, run: Callable[[], LoadInfo],
     return info
 
 
-def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
+def _reattribute(pipeline: dlt.Pipeline, source: DltSource, fmt: TLoaderFileFormat,
+                 run_kwargs: dict[str, Any], rows: dict[str, int],
+                 report: dict[str, Any], rec: ledger.Recorder) -> None:
+    """Contacts changed in the load just made: re-attribute the events of the merged ones,
+    now that the warehouse knows the changes (an events-only pass that reads no new events;
+    see rereads.Reread.reattribute)."""
+    with replacements.session(pipeline, reattribute_only=True):
+        info = _run_within_memory(pipeline, lambda: pipeline.run(
+            source.with_resources("events"), loader_file_format=fmt, **run_kwargs), rows)
+    rec.loaded(info)
+    replacements.apply(pipeline)
+    second = _events_marks(pipeline).get("report") or {}
+    report.update({k: v for k, v in second.items() if k.startswith("reattribut")})
+    report["reread_requests"] = (report.get("reread_requests", 0)
+                                 + second.get("reread_requests", 0))
+
+
+def _events_marks(pipeline: dlt.Pipeline) -> dict[str, Any]:
     marks = pipeline.state.get("sources", {}).get("growthos", {}).get("marks", {})
-    value = marks.get("events", {}).get("backlog_windows")
+    return dict(marks.get("events", {}))
+
+
+def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
+    value = _events_marks(pipeline).get("backlog_windows")
     return None if value is None else int(value)
 
 
