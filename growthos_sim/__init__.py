@@ -1,6 +1,7 @@
-"""Local GrowthOS simulator: a faithful server of the GrowthOS Management API for tests."""
+"""Local GrowthOS simulator: a faithful server of the GrowthOS Management API (and Ingest API) for tests."""
 
+from .api.ingest import DEFAULT_WRITE_KEY
 from .app import SimServer
 from .generate import DEFAULT_KEY
 
-__all__ = ["SimServer", "DEFAULT_KEY"]
+__all__ = ["SimServer", "DEFAULT_KEY", "DEFAULT_WRITE_KEY"]

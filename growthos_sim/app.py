@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from .api.ingest import DEFAULT_WRITE_KEY, IngestApi
 from .control import Control
 from .dialect import Dialect, by_name
 from .faults import Faults
@@ -16,7 +17,7 @@ from .seeding import build_world
 from .server import serve
 from .stats import Stats
 from .util import iso_ms
-from .world import World
+from .world import DEFAULT_PROCESSING_DELAY_MS, World
 
 
 class SimServer:
@@ -24,6 +25,8 @@ class SimServer:
 
     `SimServer(seed=7, contacts=1000, events=10000).start()` binds 127.0.0.1 on a free port;
     `base_url` is what a client uses (`http://127.0.0.1:PORT/v1`). Same seed and sizes, same data.
+    The Ingest API answers on the same base URL with `write_keys` (default gos_wk_test_local);
+    what it accepts becomes visible `processing_delay_ms` of server time after receipt.
     `dialect="docs"` serves the shapes of the public docs where they differ from our document
     (dialect.py); the same seed gives the same data in either, apart from the id prefixes.
     """
@@ -31,7 +34,9 @@ class SimServer:
     def __init__(self, *, seed: int = 7, contacts: int = 1000, events: int = 10_000,
                  plan: str = "unlimited", latency_ms: int = 0,
                  keys: dict[str, list[str]] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, dialect: str = "document") -> None:
+                 port: int = 0, dialect: str = "document",
+                 processing_delay_ms: int = DEFAULT_PROCESSING_DELAY_MS,
+                 write_keys: list[str] | None = None) -> None:
         self.seed, self.n_contacts, self.n_events = seed, contacts, events
         self.keys = keys or {DEFAULT_KEY: ["*"]}
         self.host, self.port = host, port
@@ -41,11 +46,16 @@ class SimServer:
         self.document_bytes, doc = load_document()
         self.router = Router(self.dialect.contract(doc))
         self.handlers = HANDLERS
+        # The Ingest API (same server and port); write keys gos_wk_..., never secret keys.
+        self.ingest = IngestApi(plan, write_keys or [DEFAULT_WRITE_KEY])
         self.cursors = Cursors(secrets.token_bytes(32))
         self.faults = Faults()
         self.stats = Stats()
         self.control = Control(self)
-        self.world: World = build_world(seed, contacts, events, self.keys, self.dialect)
+        if processing_delay_ms < 0:
+            raise ValueError("processing_delay_ms must be >= 0")
+        self.processing_delay_ms = processing_delay_ms
+        self.world: World = self._build()
         self._httpd: Any = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -82,12 +92,16 @@ class SimServer:
         self.seed = self.seed if seed is None else int(seed)
         self.n_contacts = self.n_contacts if contacts is None else int(contacts)
         self.n_events = self.n_events if events is None else int(events)
-        world = build_world(self.seed, self.n_contacts, self.n_events, self.keys,
-                            self.dialect)
+        world = self._build()
         with self.world.lock:
             self.world = world
         self.faults = Faults()
         self.stats.reset()
+
+    def _build(self) -> World:
+        world = build_world(self.seed, self.n_contacts, self.n_events, self.keys, self.dialect)
+        world.processing_delay_ms = self.processing_delay_ms
+        return world
 
     def now_iso(self) -> str:
         return iso_ms(self.world.clock.now())
@@ -98,5 +112,6 @@ class SimServer:
             return {"seed": self.seed, "contacts": len(w.contacts), "events": len(w.events),
                     "plan": self.limiter.plan, "dialect": self.dialect.name,
                     "now": self.now_iso(),
+                    "processing_delay_ms": w.processing_delay_ms, "pending": len(w.queue),
                     "waitlist_ids": [r["id"] for r in w.waitlists.iter_live()],
                     "funnel_ids": list(w.funnels), "cohort_ids": list(w.cohorts)}

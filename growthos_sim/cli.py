@@ -8,8 +8,10 @@ import sys
 import threading
 import time
 
+from .api.ingest import DEFAULT_WRITE_KEY
 from .generate import DEFAULT_KEY
 from .ratelimit import PLANS
+from .util import parse_duration_ms
 
 
 def _key(text: str) -> tuple[str, list[str]]:
@@ -34,7 +36,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "where they differ (docs/api-shapes.md)")
     p.add_argument("--key", type=_key, action="append", default=[], metavar="TOKEN=SCOPES",
                    help=f"accepted key and its scopes (repeatable; default {DEFAULT_KEY}=*)")
+    p.add_argument("--write-key", action="append", default=[], metavar="gos_wk_...",
+                   type=_write_key,
+                   help=f"another accepted Ingest API write key (repeatable; {DEFAULT_WRITE_KEY} always works)")
+    p.add_argument("--processing-delay", type=_delay, default="5s", metavar="DURATION",
+                   help="server time from an Ingest API call's receipt until it is visible "
+                        "(default 5s; 0s: at once). Server time moves with /_sim/mutate advance.")
     return p.parse_args(argv)
+
+
+def _write_key(text: str) -> str:
+    if not text.startswith("gos_wk_") or len(text) <= len("gos_wk_"):
+        raise argparse.ArgumentTypeError("a write key starts with gos_wk_ (e.g. gos_wk_mykey)")
+    return text
+
+
+def _delay(text: str) -> int:
+    if text.strip() in ("0", "0s"):
+        return 0
+    try:
+        return parse_duration_ms(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,10 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     sim = SimServer(seed=args.seed, contacts=args.contacts, events=args.events, plan=args.plan,
                     latency_ms=args.latency_ms, keys=dict(args.key) or None, host=args.host,
-                    port=args.port, dialect=args.dialect)
+                    port=args.port, dialect=args.dialect,
+                    processing_delay_ms=args.processing_delay,
+                    write_keys=[DEFAULT_WRITE_KEY, *args.write_key])
     sim.start()
     print(f"GrowthOS simulator listening on {sim.url} (API {sim.base_url}, "
-          f"document {sim.url}/openapi/management.yaml); seed {args.seed}, "
+          f"document {sim.url}/openapi/management.yaml, Ingest API document "
+          f"{sim.url}/openapi/ingest.yaml, processing delay {args.processing_delay} ms); "
+          f"seed {args.seed}, "
           f"{args.contacts} contacts, {args.events} events, plan {args.plan}, "
           f"dialect {args.dialect}; "
           f"generated in {time.time() - t0:.1f}s", flush=True)

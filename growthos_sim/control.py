@@ -35,6 +35,8 @@ class Control:
         if not isinstance(body, dict):
             return _json(400, {"error": "the body must be a JSON object"})
         sim = self.sim
+        with sim.world.lock:
+            sim.world.process_due()  # every view answers as of server time now
         try:
             if path == "reset" and method == "POST":
                 sim.reset(**body)

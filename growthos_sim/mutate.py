@@ -1,6 +1,9 @@
 """/_sim/mutate: a burst of realistic activity that also moves the server clock forward.
 
-All activity is stamped inside (old now, new now], so incremental readers see it as new.
+All activity is stamped inside (old now, new now], so incremental readers see it as new; the
+one exception is late events (`{"events": {"late": {"1h": 50}}}`): received inside the window
+like everything else, but with a `timestamp` that much older than their receipt, as an SDK that
+was offline sends them.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from .generate import (add_member, campaign_stats, new_campaign, new_contact, ne
                        new_survey, new_webhook)
 from .table import Record
 from .util import DAY_MS, iso_ms, new_id, parse_duration_ms
-from .world import World
+from .world import Batch, Work, World
 
 Summary = dict[str, Any]
 
 
-def default_day(w: World, days: float) -> dict[str, dict[str, int]]:
+def default_day(w: World, days: float) -> dict[str, dict[str, Any]]:
     """What one ordinary day looks like for a world of this size (scaled by `days`)."""
     n = len(w.contacts)
+    per_day = len(w.events) / 730
 
     def k(x: float, lo: int) -> int:
         return max(lo, int(x * days))
@@ -29,7 +33,10 @@ def default_day(w: World, days: float) -> dict[str, dict[str, int]]:
     return {
         "contacts": {"create": k(n * 0.005, 3), "update": k(n * 0.01, 5), "delete": k(n * 0.001, 1),
                      "merge": 1},
-        "events": {"create": k(len(w.events) / 730, 50)},
+        "events": {"create": k(per_day, 50),
+                   # A few late arrivals of every age the connector must cope with.
+                   "late": {"3s": k(per_day * 0.004, 1), "1h": k(per_day * 0.003, 1),
+                            "1d": k(per_day * 0.002, 1), "5d": k(per_day * 0.001, 1)}},
         "survey_responses": {"create": k(n * 0.002, 3)},
         "segment_memberships": {"create": k(n * 0.002, 3)},
         "referral_links": {"create": k(n * 0.001, 2)},
@@ -40,6 +47,43 @@ def default_day(w: World, days: float) -> dict[str, dict[str, int]]:
         "webhook_deliveries": {"create": 20},
         "segments": {"update": 1},
     }
+
+
+def queued_event(ts: int, eid: str, contact_id: str, name: str, ev: Record) -> Work:
+    """Processing of one queued event: attributed to the contact it belongs to *now* (a merge
+    while it waited moved its contact's other events to the survivor; it follows them)."""
+    def work(w: World, batch: Batch) -> None:
+        cid = w.survivor(contact_id)
+        if cid != contact_id:
+            rec = w.contacts.get(cid, include_deleted=True)
+            ev["contact_id"] = cid
+            ev["user_id"] = None if rec is None else rec["external_id"]
+        batch.add((ts, eid, cid, name, ev))
+    return work
+
+
+def _check_count(what: str, count: object) -> None:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"{what} must be a count (an integer >= 0)")
+
+
+def _check_events_option(option: str, value: object) -> None:
+    """`events.late` is {age: count} (ages as `advance` takes them, e.g. "3s", "5d");
+    `events.via_ingest` is a boolean."""
+    if option == "via_ingest":
+        if not isinstance(value, bool):
+            raise ValueError("events.via_ingest must be true or false")
+        return
+    if not isinstance(value, dict):
+        raise ValueError('events.late takes an object of age -> count, e.g. {"1h": 50, "5d": 20}')
+    for age, count in value.items():
+        try:
+            age_ms = parse_duration_ms(str(age))
+        except ValueError as e:
+            raise ValueError(f"events.late: {e}") from None
+        if age_ms <= 0:
+            raise ValueError(f"events.late age {age!r} must be longer than 0s")
+        _check_count(f"events.late.{age}", count)
 
 
 class Mutator:
@@ -62,10 +106,12 @@ class Mutator:
                 raise ValueError(f"{table} takes an object of action counts, e.g. "
                                  '{"create": 10}')
             for action, count in actions.items():
+                if table == "events" and action in ("late", "via_ingest"):
+                    _check_events_option(action, count)
+                    continue
                 if action not in self.ops()[table]:
                     raise ValueError(f"{table} supports {sorted(self.ops()[table])}, not {action}")
-                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                    raise ValueError(f"{table}.{action} must be a count (an integer >= 0)")
+                _check_count(f"{table}.{action}", count)
         if not plan and spec.get("activity", True) and advance:
             plan = default_day(w, advance / DAY_MS)
         start = w.clock.now()
@@ -73,16 +119,26 @@ class Mutator:
         summary: Summary = {"from": iso_ms(start), "to": iso_ms(end)}
         for table, actions in plan.items():
             for action, count in actions.items():
-                fn = self.ops()[table][action]
-                times = sorted(start + 1 + int(self.rng.random() * (end - start - 1))
-                               for _ in range(int(count)))
                 if table == "events":
-                    summary.setdefault(table, {})[action] = self.events_create(times)
+                    queued = bool(actions.get("via_ingest", False))
+                    if action == "late":
+                        summary.setdefault(table, {})[action] = {
+                            age: self.events_create(self._times(start, end, n),
+                                                    parse_duration_ms(age), queued)
+                            for age, n in count.items()}
+                    elif action == "create":
+                        summary.setdefault(table, {})[action] = self.events_create(
+                            self._times(start, end, count), 0, queued)
                     continue
+                fn = self.ops()[table][action]
+                times = self._times(start, end, count)
                 done = [r for t in times if (r := fn(t)) is not None]
                 summary.setdefault(table, {})[action] = done
         w.clock.advance(end - start)
+        w.process_due()
         summary["now"] = iso_ms(w.clock.now())
+        if w.queue:
+            summary["pending"] = len(w.queue)  # queued work still waiting for its delay
         return summary
 
     def ops(self) -> dict[str, dict[str, Callable[[int], Any]]]:
@@ -108,6 +164,11 @@ class Mutator:
         }
 
     # ---- helpers ---------------------------------------------------------------------------
+    def _times(self, start: int, end: int, count: int) -> list[int]:
+        """`count` sorted random instants in (start, end]."""
+        return sorted(start + 1 + int(self.rng.random() * (end - start - 1))
+                      for _ in range(int(count)))
+
     def _pick(self, recs: list[Record]) -> Record | None:
         return recs[int(self.rng.random() * len(recs))] if recs else None
 
@@ -151,19 +212,33 @@ class Mutator:
     def event_create(self, t: int) -> str | None:
         return self.w.events.ids[-1] if self.events_create([t]) else None
 
-    def events_create(self, times: list[int]) -> int:
-        """New events at sorted `times`. Several can share a millisecond (always when the clock
-        does not advance), and the stream keeps (timestamp, id) order: so the ids are drawn
-        first and sorted within each millisecond before the events are appended."""
+    def events_create(self, times: list[int], age_ms: int = 0, queued: bool = False) -> int:
+        """New events received at sorted `times`, each with a `timestamp` `age_ms` before its
+        receipt (0: an ordinary event; more: a late one, landing inside the stream's history).
+        `received_at` is the receipt time. Returns how many were made.
+
+        `queued` (`"via_ingest": true`) sends them the Ingest API's way: visible only once
+        server time passes receipt + the processing delay, so the last few seconds of a burst
+        are still unprocessed when it returns. Without it they are visible at once, as the
+        connector's tests written before the Ingest API expect."""
         picks = []
         for t in times:
             c = self._contact()
             if c is not None:
                 picks.append((t, new_id(self.rng, "evt_"), c))
+        # Events sharing a millisecond (always when the clock does not advance) are stored in
+        # id order: draw the ids first, so the same seed gives the same stream.
         picks.sort(key=lambda p: (p[0], p[1]))
+        made = []
         for t, eid, c in picks:
-            name, ev = fake.event(self.rng, eid, c, t, self.w.project["project_id"])
-            self.w.events.append(t, eid, c["id"], name, ev)
+            ts = t - age_ms
+            name, ev = fake.event(self.rng, eid, c, ts, self.w.project["project_id"])
+            ev["received_at"] = iso_ms(t)
+            made.append((ts, eid, c["id"], name, ev))
+            if queued:
+                self.w.receive(t, queued_event(ts, eid, c["id"], name, ev))
+        if not queued:
+            self.w.events.add_many(made)
         return len(picks)
 
     def segment_update(self, t: int) -> str | None:

@@ -60,6 +60,11 @@ _COLLIDING = {"a.b": "dot", "a_b": "underscore", "a-b": "dash", "x__y": "flat",
               "x": {"y": "nested"}}
 
 
+def _collide(record: Record, top: dict[str, Any], nested: dict[str, Any]) -> None:
+    record.update(top)
+    nested.update(_COLLIDING)
+
+
 def _flip(values: dict[str, Any], i: int, flag: str, integer: str, double: str) -> None:
     values.update({flag: _FLIPS[i % len(_FLIPS)], integer: "02134", double: 9007199254740993})
 
@@ -72,8 +77,8 @@ _CONTACT: dict[str, Callable[[Record], None]] = {
     "deep_nesting": lambda c: c["traits"].update(deep=_deep(30)),
     "unicode": lambda c: c["traits"].update({"名前": "さくら 🌸", "émoji_🚀": "ünïcödé ✓"}),
     "big_numbers": lambda c: c["traits"].update(_BIG),
-    "colliding_keys": lambda c: (c.update({"externalId": "ext_camel", "id__": "id_trailing"}),
-                                 c["traits"].update(_COLLIDING)),
+    "colliding_keys": lambda c: _collide(c, {"externalId": "ext_camel", "id__": "id_trailing"},
+                                         c["traits"]),
     "null_cursor": lambda c: c.update(updated_at=None),
 }
 _EVENT: dict[str, Callable[[Record], None]] = {
@@ -84,8 +89,8 @@ _EVENT: dict[str, Callable[[Record], None]] = {
     "deep_nesting": lambda e: e["properties"].update(deep=_deep(30)),
     "unicode": lambda e: e["properties"].update({"ключ": "значение", "😀": "😀"}),
     "big_numbers": lambda e: e["properties"].update(_BIG),
-    "colliding_keys": lambda e: (e.update({"userId": "usr_camel", "id__": "id_trailing"}),
-                                 e["properties"].update(_COLLIDING)),
+    "colliding_keys": lambda e: _collide(e, {"userId": "usr_camel", "id__": "id_trailing"},
+                                         e["properties"]),
     "null_cursor": lambda e: e.update(timestamp=None),
 }
 _NO_CURSOR = ("null_required", "null_cursor")  # kinds whose contacts keep a null updated_at

@@ -8,18 +8,22 @@ import threading
 import time
 
 PLANS: dict[str, int | None] = {"free": 10, "growth": 50, "scale": 100, "unlimited": None}
+# The Ingest API's limits per write key (requests per second) on the same plans.
+INGEST_PLANS: dict[str, int | None] = {"free": 100, "growth": 500, "scale": 1000,
+                                       "unlimited": None}
 
 
 class RateLimiter:
     """Counts requests per key per fixed window of `window_s` wall-clock seconds; the plan's
     per-second limit is scaled to the window."""
 
-    def __init__(self, plan: str, window_s: int = 1) -> None:
-        if plan not in PLANS:
-            raise ValueError(f"unknown plan {plan!r}: choose one of {', '.join(PLANS)}")
+    def __init__(self, plan: str, window_s: int = 1,
+                 limits: dict[str, int | None] = PLANS) -> None:
+        if plan not in limits:
+            raise ValueError(f"unknown plan {plan!r}: choose one of {', '.join(limits)}")
         self.plan = plan
         self.window_s = max(1, int(window_s))
-        per_second = PLANS[plan]
+        per_second = limits[plan]
         self.limit = None if per_second is None else per_second * self.window_s
         self._windows: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()

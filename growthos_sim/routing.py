@@ -60,17 +60,18 @@ class Route:
     body_schema: dict[str, Any] | None
 
 
-def load_document() -> tuple[bytes, dict[str, Any]]:
-    raw = importlib.resources.files("growthos_sim").joinpath(DOC_PATH).read_bytes()
+def load_document(path: str = DOC_PATH) -> tuple[bytes, dict[str, Any]]:
+    raw = importlib.resources.files("growthos_sim").joinpath(path).read_bytes()
     return raw, yaml.safe_load(raw)
 
 
 class Router:
     """Matches `/v1/...` paths against the document's path templates."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
+    def __init__(self, doc: dict[str, Any], handlers: dict[str, Any] | None = None) -> None:
         from . import api  # noqa: F401  (registers the handlers)
 
+        registry = HANDLERS if handlers is None else handlers
         self.doc = doc
         self.routes: list[Route] = []
         for template, item in doc["paths"].items():
@@ -78,14 +79,14 @@ class Router:
                 if method not in ("get", "post", "patch", "delete", "put"):
                     continue
                 op_id = op["operationId"]
-                if op_id not in HANDLERS:
+                if op_id not in registry:
                     raise RuntimeError(f"documented operation {op_id} has no handler")
                 schema = None
                 rb = op.get("requestBody")
                 if rb:
                     schema = rb["content"]["application/json"]["schema"]
                 self.routes.append(Route(method.upper(), template, template.strip("/").split("/"),
-                                         op_id, op["x-required-scope"], schema))
+                                         op_id, op.get("x-required-scope", ""), schema))
         # Literal segments win over parameters (`/entries/approve-batch` vs `/entries/{x}`).
         self.routes.sort(key=lambda r: [s.startswith("{") for s in r.segments])
 

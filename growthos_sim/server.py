@@ -129,12 +129,20 @@ class Handler(BaseHTTPRequestHandler):
                 400, "invalid_request", "malformed Content-Length or chunked body"
             ).body(_request_id())), {"Connection": "close"})
             return
-        if url.path.startswith("/v1/") or url.path == "/v1":
+        if url.path.startswith("/v1/") and sim.ingest.owns(url.path[3:]):
+            status, body, headers = sim.ingest.handle(
+                sim, self.command, url.path[3:],
+                dict(parse_qsl(url.query, keep_blank_values=True)), self.headers, raw,
+                self.client_address[0], _request_id())
+            self._send(status, body, headers)
+        elif url.path.startswith("/v1/") or url.path == "/v1":
             # Blank values are kept: `?created_before=` is an invalid value, not an absent one.
             self._api(sim, url.path[3:] or "/", dict(parse_qsl(url.query, keep_blank_values=True)),
                       raw)
         elif url.path == "/openapi/management.yaml" and self.command == "GET":
             self._send(200, sim.document_bytes, content_type="application/yaml")
+        elif url.path == "/openapi/ingest.yaml" and self.command == "GET":
+            self._send(200, sim.ingest.document_bytes, content_type="application/yaml")
         elif url.path.startswith("/_sim/"):
             if self.client_address[0] not in ("127.0.0.1", "::1") and not \
                     self.client_address[0].startswith("127."):
@@ -201,6 +209,7 @@ class Handler(BaseHTTPRequestHandler):
             req = Request(self.command, route.op_id, faults.filtered(params), path_params, body,
                           key, sim.world, rid, sim.cursors)
             with sim.world.lock:
+                sim.world.process_due()  # queued ingest work whose time has come is visible
                 key.record["last_used_at"] = sim.now_iso()
                 sim.world.api_keys.touch(key.record["id"])
                 resp = sim.handlers[route.op_id](req)

@@ -101,6 +101,8 @@ def _check(router: "Router", schema: dict[str, Any], value: Any, path: str) -> N
             raise invalid(path, f"must have at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise invalid(path, f"must have at most {schema['maxLength']} characters")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            raise invalid(path, f"must match {schema['pattern']}")
     if isinstance(value, dict):
         for name in schema.get("required", []):
             if name not in value:
@@ -151,3 +153,8 @@ def check_body(router: "Router", schema: dict[str, Any], raw: bytes) -> Any:
         raise ApiError(400, "invalid_request", "the request body must be a JSON object")
     _check(router, schema, body, "")
     return body
+
+
+def check_value(router: "Router", schema: dict[str, Any], value: Any, path: str) -> None:
+    """Validate an already parsed value (one item of a batch) against a schema: 422 if not."""
+    _check(router, schema, value, path)

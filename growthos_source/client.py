@@ -21,7 +21,7 @@ from typing import Any, Self
 import httpx
 import orjson
 
-from . import values
+from . import tally, values
 from .concurrency import ConcurrencyLimit
 from .errors import (
     API_KEY_HINT,
@@ -295,9 +295,10 @@ class GrowthOSClient:
         headers = {"Authorization": f"Bearer {self._key.value}"}
         last: GrowthOSError | None = None
         for attempt in range(1, self._max_attempts + 1):
-            self._limiter.acquire()
+            waited = self._limiter.acquire()
             with self._lock:
                 self._sent += 1
+            tally.count(rel, requests=1, waited=waited)  # the run ledger's per-table counts
             response: httpx.Response | None = None
             problem: BaseException | None = None
             body: Any = None
@@ -316,6 +317,7 @@ class GrowthOSClient:
             if status == 429:
                 with self._lock:
                     self._throttled += 1
+                tally.count(rel, throttled=1)
             verdict = classify(status, problem, idempotent=safe)
             logger.debug("%s params=%s -> %s (attempt %d)", where, self._safe_params(query),
                          status if problem is None else reason, attempt)
@@ -399,6 +401,7 @@ class GrowthOSClient:
             delay = max(delay, wanted or 0.0)
         with self._lock:
             self._retries += 1
+        tally.count(where.split(" ", 1)[1], retries=1)
         logger.warning("%s failed (%s), retry %d/%d in %.2fs (request_id=%s)", where,
                        status or type(err).__name__, attempt, self._max_attempts - 1, delay,
                        err.request_id)
@@ -413,6 +416,7 @@ class GrowthOSClient:
             self._limiter.pause(everyone)
             if delay > everyone:
                 self._sleep(delay)  # from now, like the pause: at least Retry-After in all
+                tally.count(where.split(" ", 1)[1], waited=delay - everyone)
             return
         with self._lock:
             self._retry_wait += delay

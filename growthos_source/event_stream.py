@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import dlt
 
-from . import rejects, timeline
+from . import reconcile, rejects, replacements, timeline
 from .arrowize import ArrowPages, Batch
 from .columns import declared_types
 from .endpoints import Endpoint
 from .fanout import DONE, fan_out
 from .incremental import Cursor, iso_z, parse_ts
 from .readers import Context, Row, table_marks
+from .rereads import Reread
 from .splitting import Splitter, Window
 from .walks import walk_events
 
@@ -32,7 +34,6 @@ SPLIT_MIN_PAGES = 10
 # Pages are handed to dlt as arrow tables of this many rows: dlt's per-item work (schema
 # inference, hints) costs the same for 100 rows as for 10,000.
 EVENTS_BATCH_ROWS = 10_000
-
 
 
 def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
@@ -47,6 +48,29 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     feed = ctx.events_feed
     client = feed.client(ctx.client) if feed is not None else ctx.client
     end = parse_ts(ctx.end_date) if ctx.end_date else None
+    # Caught up (not inside a chunked backfill) with a mark: the walk starts `events_lookback`
+    # behind it, for events still being processed at the last run (their range is replaced
+    # after the load), and the days and merges the walk cannot see are re-read after it.
+    caught_up = feed is None and cur.last is not None and marks.get("through") is None
+    session = replacements.current()
+    # Lookback, reconciliation and re-attribution need the warehouse that sync() opened.
+    caught_up = caught_up and session is not None and session.client is not None
+    if caught_up and session is not None and session.reattribute_only:
+        rr = Reread(ctx, ep, client, arrow, None)
+        yield from rr.reattribute(marks)
+        yield from _finish(rr, marks)
+        return
+    held: set[str] = set()  # ids the warehouse holds from the lookback's start on
+    if caught_up:
+        assert cur.last is not None
+        since = parse_ts(cur.last) - ctx.events_lookback
+        # From a 15-minute boundary: the re-read days end exactly where the walk starts and
+        # are counted in whole buckets (reconcile.py).
+        since = since.replace(minute=since.minute // 15 * 15, second=0, microsecond=0)
+        known = reconcile.warehouse_ids_since(since)
+        if known is not None:  # without the warehouse's ids the lookback would duplicate
+            held = known
+            cur.rewind(iso_z(since))
     low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
     if low is not None:
         start: dt.datetime | None = parse_ts(low)
@@ -63,7 +87,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         # event. One walk, newest first, down to the mark; the walk keeps [from, to) itself.
         logger.warning("events: the API ignores the event stream's from/to filters; reading "
                        "it as one walk, newest first%s", f", down to {low}" if low else "")
-        yield from _one_walk(ctx, ep, client, cur, low, end)
+        yield from _one_walk(ctx, ep, client, cur, low, end, held)
         return
     if end is not None and start >= end:
         return
@@ -95,7 +119,18 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more,
                                               limit=client.concurrency_limit)
                  if rows is not DONE)
-    yield from _batches(ctx, ep, arrow, cur, pages)
+    minutes = Counter[str]() if caught_up else None
+    yield from _batches(ctx, ep, arrow, cur, pages, held, minutes)
+    if caught_up and minutes is not None:
+        rr = Reread(ctx, ep, client, arrow, start)
+        if ctx.events_reconcile:
+            # The project's zone is asked once (GET /settings), only when some day differs.
+            yield from rr.reconcile(minutes, ctx.project_timezone
+                                    or marks.get("project_timezone"))
+            if "project_timezone" in rr.report:
+                marks["project_timezone"] = rr.report["project_timezone"] or "UTC"
+        yield from rr.reattribute(marks)
+        yield from _finish(rr, marks)
     splits = splitter.splits if splitter is not None else feed.splits if feed is not None else 0
     if splits:
         logger.info("events: %d windows, %d splits of running walks", len(wins), splits)
@@ -115,7 +150,7 @@ def _arrow(ep: Endpoint) -> ArrowPages:
 
 
 def _one_walk(ctx: Context, ep: Endpoint, client: Any, cur: Cursor, low: str | None,
-              end: dt.datetime | None) -> Iterator[Any]:
+              end: dt.datetime | None, held: set[str]) -> Iterator[Any]:
     """The whole stream (or what is newer than `low`) as one walk: for an API that ignores the
     time filters. Each event is read once; the mark moves as usual."""
     params: dict[str, Any] = {}
@@ -124,24 +159,42 @@ def _one_walk(ctx: Context, ep: Endpoint, client: Any, cur: Cursor, low: str | N
     if end is not None:
         params["to"] = iso_z(end)
     pages = walk_events(client, ep.path, params, page_size=ctx.page_size)
-    yield from _batches(ctx, ep, _arrow(ep), cur, pages)
+    yield from _batches(ctx, ep, _arrow(ep), cur, pages, held)
     cur.commit()
     table_marks(ep.table).pop("through", None)
     table_marks(ep.table)["backlog_windows"] = 0
 
 
 def _batches(ctx: Context, ep: Endpoint, arrow: ArrowPages, cur: Cursor,
-             pages: Iterator[list[Row]]) -> Iterator[Any]:
-    """Pages checked, filtered by the mark and handed over as arrow tables."""
+             pages: Iterator[list[Row]], held: set[str],
+             minutes: Counter[str] | None = None) -> Iterator[Any]:
+    """Pages checked, filtered by the mark (and by `held`, the ids the warehouse already has
+    from a lookback's start on) and handed over as arrow tables; with `minutes`, the rows
+    kept are also counted per minute for the count reconciliation (reconcile.py)."""
     batch = Batch()
     for rows in pages:
         body, data = getattr(rows, "body", None), getattr(rows, "data", None)  # walks.PageRows
         rows, bad = rejects.check(ep, rows, ctx.run_started, rename_keys=False)
         if bad:
             yield rejects.hinted(bad)
-        batch.add(cur.filter(rows), body, data)
+        kept = cur.filter(rows)
+        if held:
+            kept = [r for r in kept if str(r.get("id")) not in held]
+        if minutes is not None:
+            minutes.update(reconcile.minute_counts(r.get("timestamp") for r in kept))
+        batch.add(kept, body, data)
         if len(batch) >= EVENTS_BATCH_ROWS:
             yield arrow.table(batch)
             batch = Batch()
     if batch:
         yield arrow.table(batch)
+
+
+def _finish(rr: Reread, marks: dict[str, Any]) -> Iterator[Any]:
+    """The replacement log of a run's re-reads, and its report in the marks."""
+    log = rr.log()
+    if log is not None:
+        yield log
+    if rr.density is not None:
+        marks["density"] = rr.density
+    marks["report"] = {**rr.report, "reread_requests": rr.requests}

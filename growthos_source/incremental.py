@@ -90,6 +90,13 @@ class Cursor:
             return self.last
         return self.start
 
+    def rewind(self, since: str) -> None:
+        """Accept again every record from `since` on (a lookback behind the saved mark),
+        including those at the mark already read; the mark itself only moves forward."""
+        self.last, self._boundary = None, set()
+        key = ts_key(since)
+        self.start = key if self.start is None or key > self.start else self.start
+
     def accept(self, row: dict[str, Any]) -> bool:
         v = ts_key(row[self.field])
         if self.end is not None and v >= self.end:

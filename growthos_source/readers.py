@@ -80,9 +80,15 @@ class Context:
     page_size: int = 100
     events_window: dt.timedelta = dt.timedelta(days=7)
     events_windows_per_run: int | None = None
-    settling_days: int = 3
+    settling_days: int | None = None
     run_started: str = ""
     events_feed: EventFeed | None = None
+    # late events and merges (rereads.py)
+    events_lookback: dt.timedelta = dt.timedelta(minutes=10)
+    events_reconcile: bool = True
+    events_reread_days: int = 31
+    events_reattribute_requests: int = 1000
+    project_timezone: str | None = None
     # A token per top-level resource, new each time dlt starts it: a run retried without a
     # failed table (isolation.py) extracts the same source again, and transformers must then
     # forget what they kept from the first attempt (see `fresh`).
@@ -404,13 +410,17 @@ def read_by_id(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
 
 # ---- analytics ------------------------------------------------------------------------------
 def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
-    """Event counts per day and event name; the last `settling_days` are re-read every run
-    because late events still change them."""
+    """Event counts per day and event name. Late events can change any day (an SDK's offline
+    batch, a client clock), so by default the whole history is read again every run: one
+    request per 366 days. `settling_days=N` re-reads only the last N days instead (cheaper,
+    inexact for events arriving later than that)."""
     state = table_marks(ep.table)
     last = state.get("last_date")
     today = dt.datetime.now(dt.timezone.utc).date()
-    if last:
+    if last and ctx.settling_days is not None:
         start = dt.date.fromisoformat(last) - dt.timedelta(days=ctx.settling_days)
+    elif state.get("first_date"):
+        start = dt.date.fromisoformat(state["first_date"])
     elif ctx.start_date:
         start = parse_ts(ctx.start_date).date()
     else:
@@ -420,6 +430,7 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
         # Unknown start (the stream ignores its time filters): ask the query, which takes its
         # own dates, for the whole searchable past once; later runs start from last_date.
         start = (bounds[0] or bounds[1] - timeline.FAR).date()
+    state.setdefault("first_date", start.isoformat())
     if ctx.start_date:
         start = max(start, parse_ts(ctx.start_date).date())
     end = (parse_ts(ctx.end_date) - dt.timedelta(microseconds=1)).date() if ctx.end_date \

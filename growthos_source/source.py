@@ -22,6 +22,8 @@ from .client import GrowthOSClient
 from .columns import declared
 from .endpoints import ENDPOINTS, Endpoint, user_tables
 from .errors import ConfigurationError, ScopeError
+from .history import build as build_history
+from .history import check as check_history
 from .incremental import iso_z, parse_ts
 from .prefetch import EventFeed
 from .readers import Context
@@ -92,13 +94,19 @@ def growthos(
     workers: int = 16,
     events_window_days: float = 7,
     events_windows_per_run: int | None = None,
-    settling_days: int = 3,
+    settling_days: int | None = None,
     page_size: int = 100,
     timeout: float = 30.0,
     max_attempts: int = 6,
     backoff_base: float = 0.5,
     backoff_max: float = 30.0,
     events_feed: EventFeed | None = None,
+    history: Sequence[str] | None = None,
+    events_lookback_seconds: float = 600,
+    events_reconcile: bool = True,
+    events_reread_days: int = 31,
+    events_reattribute_requests: int = 1000,
+    project_timezone: str | None = None,
 ) -> Sequence[DltResource]:
     """GrowthOS Management API resources, one per table of `endpoints.ENDPOINTS`.
 
@@ -117,8 +125,23 @@ def growthos(
     timeout: seconds per request. max_attempts: tries per request on 429/5xx/timeouts/dropped
         connections/cut-off bodies; between tries a random wait of up to
         min(backoff_max, backoff_base * 2**(attempt-1)) seconds, or longer if Retry-After says so.
+    history: tables to keep every version of (SCD2; `["contacts"]` -> `contacts_history`,
+        see history.py).
     events_feed: set by `sync()`'s chunked backfill, which passes one feed to all its runs so
         the next chunk is read while the previous one loads (prefetch.py).
+    settling_days: `daily_event_counts` re-reads only the last N days each run (default: the
+        whole history, one request per 366 days, since late events change any day).
+    events_lookback_seconds: an incremental run starts the event walk this far behind the
+        mark, for events still being processed at the last run (the API documents 5 s p95);
+        what it reads again replaces the warehouse's copy (replacements.py).
+    events_reconcile: compare the API's event count per day with the warehouse's every run
+        and re-read the days that differ (late events of any age); at most
+        `events_reread_days` days a run, newest first (the rest on later runs).
+    events_reattribute_requests: the most requests a run spends re-reading the events of
+        merged or renamed contacts (rereads.py; over it, the next run continues).
+    project_timezone: the zone the API's daily counts use, if not UTC (default: UTC, or the
+        project's `GET /settings` timezone when that matches the counts better).
+    See docs/events.md.
     """
     if deletes not in DELETE_MODES:
         raise ConfigurationError(f"deletes={deletes!r}: use one of {', '.join(DELETE_MODES)}")
@@ -140,8 +163,14 @@ def growthos(
                   events_windows_per_run=events_windows_per_run,
                   settling_days=settling_days,
                   run_started=iso_z(dt.datetime.now(dt.timezone.utc)),
-                  events_feed=events_feed)
-    return list(build_resources(ctx, on_missing_scope).values())
+                  events_feed=events_feed,
+                  events_lookback=dt.timedelta(seconds=max(0.0, events_lookback_seconds)),
+                  events_reconcile=bool(events_reconcile),
+                  events_reread_days=max(0, int(events_reread_days)),
+                  events_reattribute_requests=max(0, int(events_reattribute_requests)),
+                  project_timezone=project_timezone)
+    built = build_resources(ctx, on_missing_scope)
+    return list(built.values()) + build_history(ctx, built, check_history(history))
 
 
 _RESOURCE_READERS: dict[str, Callable[[Context, Endpoint], Iterator[Any]]] = {

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import dlt
 import pyarrow as pa
@@ -19,7 +19,7 @@ from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import isolation, run_lock
+from . import isolation, ledger, replacements, run_lock
 from .prefetch import EventFeed
 from .warehouse import deletes, duckdb, guard, recovery
 
@@ -37,17 +37,40 @@ class SyncResult:
     rows: dict[str, int] = field(default_factory=dict)  # rows extracted per table this run
     deletes_applied: dict[str, int] = field(default_factory=dict)
     recovered_pending: bool = False
+    # what the event stream re-read beyond new events (rereads.py): days fixed, days still
+    # different, events re-read for merged contacts, requests spent
+    events: dict[str, Any] = field(default_factory=dict)
 
 
 SourceFactory = Callable[..., DltSource]
 
 
+class BackfillProgress(str):
+    """Where a chunked event backfill is, after each chunk: the one-line text (a `str`, so
+    callers that print or collect lines keep working) with the figures as attributes."""
+
+    done: int  # windows loaded
+    total: int
+    rows: int
+    rows_per_second: float
+    eta_seconds: float
+
+    def __new__(cls, done: int, total: int, rows: int, rate: float,
+                eta: float) -> Self:
+        self = super().__new__(cls, f"events backfill: {done}/{total} windows, {rows:,} rows, "
+                                    f"{rate:,.0f} rows/s, ETA {eta:,.0f}s")
+        self.done, self.total, self.rows = done, total, rows
+        self.rows_per_second, self.eta_seconds = rate, eta
+        return self
+
+
 def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
          backfill_windows: int | None = None,
-         progress: Callable[[str], None] | None = None,
+         progress: Callable[[BackfillProgress], None] | None = None,
          loader_file_format: TLoaderFileFormat | None = None,
          table_format: TTableFormat | None = None,
          wait_for_lock: float = 0.0,
+         command: str = "sync",
          **run_kwargs: Any) -> SyncResult:
     """Run one complete sync of `source` into `pipeline`.
 
@@ -59,13 +82,17 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
     With `backfill_windows=N` and a source *factory* (`lambda **kw: growthos(**kw)`), an event
     stream that is behind is first loaded in chunks of N windows, each chunk its own load with
     its own committed state: an interrupted backfill resumes at the first unfinished chunk.
-    `progress` receives one line per chunk (windows done/total, rows/s, ETA).
+    `progress` receives a `BackfillProgress` per chunk (windows done/total, rows/s, ETA; its
+    str() is one line, so `progress=print` works).
 
     Before anything is read or loaded: the run takes the pipeline's lock (another run in
     progress: `RunInProgressError` at once, or after waiting up to `wait_for_lock` seconds;
     see run_lock.py), and the destination must be the one this pipeline loaded into before and
     one that can merge (the filesystem destination needs `table_format="delta"`; see
     warehouse/guard.py). Both refusals are a one-line error; nothing is loaded.
+
+    Every run that got past them, failed or not, leaves one row per table in `_growthos_runs`
+    (ledger.py), its `command` column set to `command`.
     """
     if table_format is not None:
         run_kwargs["table_format"] = table_format
@@ -73,9 +100,10 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
     with run_lock.hold(pipeline.working_dir, pipeline.pipeline_name, wait_for_lock):
         guard.check_one_destination(pipeline)
         try:
-            with _fewer_gc_passes(), _arrow_on_the_c_allocator():
+            with _fewer_gc_passes(), _arrow_on_the_c_allocator(), \
+                    ledger.Recorder(pipeline, command) as rec:
                 return _sync(pipeline, source, backfill_windows, progress, loader_file_format,
-                             run_kwargs)
+                             run_kwargs, rec)
         finally:
             if not pipeline.first_run:  # something was loaded: this is its destination now
                 guard.record(pipeline)
@@ -110,30 +138,51 @@ def _arrow_on_the_c_allocator() -> Iterator[None]:
 
 
 def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
-          backfill_windows: int | None, progress: Callable[[str], None] | None,
+          backfill_windows: int | None, progress: Callable[[BackfillProgress], None] | None,
           loader_file_format: TLoaderFileFormat | None, run_kwargs: dict[str, Any],
-          ) -> SyncResult:
+          rec: ledger.Recorder) -> SyncResult:
     # Arrow pages (the event stream) skip dlt's row normalizer, which otherwise adds the load id.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     fmt = loader_file_format or DEFAULT_FILE_FORMAT
     # Also removes rows that load jobs replayed after a crash inserted twice (see recovery.py).
     duckdb.fit_memory_limit(pipeline)  # a package left pending may hold a wide table
     recovered = recovery.finish_pending(pipeline)
+    # A run killed between its load and the replacement of its re-read ranges: finish it
+    # before this run counts the warehouse's events.
+    replacements.apply(pipeline)
     run_source = source if isinstance(source, DltSource) else source()
     recovery.adopt_warehouse_columns(pipeline, run_source.schema.name)
-    rows: dict[str, int] = {}
+    rec.tables(run_source)
+    rows = rec.rows  # the ledger counts what the runs below committed
+    # Events loaded by a first run are attributed as the API has them now: no second pass.
+    had_events = "all" in _events_marks(pipeline)
     failures: list[isolation.Failure] = []
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
         failures += isolation.failing("events", lambda: _backfill_events(
             pipeline, source, backfill_windows, fmt, rows, progress,
-            run_kwargs.get("table_format")))
+            run_kwargs.get("table_format"), rec))
         run_source = isolation.without(source(), failures)  # fresh after the backfill's runs
-    info, failed = isolation.run_each(run_source, lambda s: _run_within_memory(
-        pipeline, lambda: pipeline.run(s, loader_file_format=fmt, **run_kwargs), rows))
+
+    def run_one(s: DltSource) -> LoadInfo:
+        with replacements.session(pipeline):
+            info = _run_within_memory(pipeline, lambda: pipeline.run(
+                s, loader_file_format=fmt, **run_kwargs), rows)
+        rec.loaded(info)
+        return info
+
+    info, failed = isolation.run_each(run_source, run_one)
     failures += failed
     applied = deletes.apply(pipeline) if info is not None else {}
-    result = SyncResult(info, rows, applied, recovered)
+    rec.deleted(applied)
+    replacements.apply(pipeline)
+    report = dict(_events_marks(pipeline).get("report") or {})
+    if info is not None and had_events and "events" in run_source.selected_resources and (
+            rows.get("contacts") or rows.get(deletes.LOG_TABLE)):
+        again = source() if not isinstance(source, DltSource) else run_source
+        failures += isolation.failing("events", lambda: _reattribute(
+            pipeline, again, fmt, run_kwargs, rows, report, rec))
+    result = SyncResult(info, rows, applied, recovered, report)
     if failures:
         raise isolation.TablesFailedError(failures, result)
     return result
@@ -161,35 +210,58 @@ def _run_within_memory(pipeline: dlt.Pipeline, run: Callable[[], LoadInfo],
     return info
 
 
-def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
+def _reattribute(pipeline: dlt.Pipeline, source: DltSource, fmt: TLoaderFileFormat,
+                 run_kwargs: dict[str, Any], rows: dict[str, int],
+                 report: dict[str, Any], rec: ledger.Recorder) -> None:
+    """Contacts changed in the load just made: re-attribute the events of the merged ones,
+    now that the warehouse knows the changes (an events-only pass that reads no new events;
+    see rereads.Reread.reattribute)."""
+    with replacements.session(pipeline, reattribute_only=True):
+        info = _run_within_memory(pipeline, lambda: pipeline.run(
+            source.with_resources("events"), loader_file_format=fmt, **run_kwargs), rows)
+    rec.loaded(info)
+    replacements.apply(pipeline)
+    second = _events_marks(pipeline).get("report") or {}
+    report.update({k: v for k, v in second.items() if k.startswith("reattribut")})
+    report["reread_requests"] = (report.get("reread_requests", 0)
+                                 + second.get("reread_requests", 0))
+
+
+def _events_marks(pipeline: dlt.Pipeline) -> dict[str, Any]:
     marks = pipeline.state.get("sources", {}).get("growthos", {}).get("marks", {})
-    value = marks.get("events", {}).get("backlog_windows")
+    return dict(marks.get("events", {}))
+
+
+def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
+    value = _events_marks(pipeline).get("backlog_windows")
     return None if value is None else int(value)
 
 
 def _backfill_events(pipeline: dlt.Pipeline, factory: SourceFactory, windows: int,
                      fmt: TLoaderFileFormat, rows: dict[str, int],
-                     progress: Callable[[str], None] | None,
-                     table_format: TTableFormat | None) -> None:
+                     progress: Callable[[BackfillProgress], None] | None,
+                     table_format: TTableFormat | None, rec: ledger.Recorder) -> None:
     backlog = _events_backlog(pipeline)
     if backlog == 0:
         return  # caught up: the normal run reads the tail
     feed = EventFeed()  # reads the next chunk while dlt normalizes and loads this one
     try:
-        _backfill_chunks(pipeline, factory, windows, fmt, rows, progress, feed, table_format)
+        _backfill_chunks(pipeline, factory, windows, fmt, rows, progress, feed, table_format,
+                         rec)
     finally:
         feed.close()
 
 
 def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: int,
                      fmt: TLoaderFileFormat, rows: dict[str, int],
-                     progress: Callable[[str], None] | None, feed: EventFeed,
-                     table_format: TTableFormat | None) -> None:
+                     progress: Callable[[BackfillProgress], None] | None, feed: EventFeed,
+                     table_format: TTableFormat | None, rec: ledger.Recorder) -> None:
     done, loaded, started = 0, 0, time.monotonic()
     while True:
-        pipeline.run(factory(events_windows_per_run=windows, events_feed=feed)
-                     .with_resources("events"), loader_file_format=fmt,
-                     **_table_format(table_format))
+        info = pipeline.run(factory(events_windows_per_run=windows, events_feed=feed)
+                            .with_resources("events"), loader_file_format=fmt,
+                            **_table_format(table_format))
+        rec.loaded(info)
         chunk = _rows(pipeline)
         for t, n in chunk.items():
             rows[t] = rows.get(t, 0) + n
@@ -201,8 +273,7 @@ def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
         rate = loaded / elapsed if elapsed else 0.0
         if progress is not None and backlog:
             eta = elapsed / done * backlog if done else 0.0
-            progress(f"events backfill: {done}/{total} windows, {loaded:,} rows, "
-                     f"{rate:,.0f} rows/s, ETA {eta:,.0f}s")
+            progress(BackfillProgress(done, total, loaded, rate, eta))
         if not backlog:
             return
 

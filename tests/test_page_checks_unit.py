@@ -116,7 +116,7 @@ def test_oldest_agrees_with_row_by_row(seed: int) -> None:
                       key=lambda r: r["timestamp"], reverse=True)
         if rng.random() < 0.2:
             rng.shuffle(page)  # a server that breaks its order is tracked the same way
-        fast = _oldest(page, [r["timestamp"] for r in page], *fast)
+        fast = _oldest([r["timestamp"] for r in page], [r["id"] for r in page], *fast)
         slow = _oldest_row_by_row(page, *slow)
         assert fast == slow
 

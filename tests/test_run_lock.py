@@ -153,7 +153,7 @@ def test_an_events_package_from_stale_state_adds_no_duplicates(make_sim,
                          destination=dlt.destinations.duckdb(wh.db), dataset_name=wh.dataset)
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     stale.extract(wh.source().with_resources("events"), loader_file_format="parquet")
-    stale.normalize(loader_file_format="parquet")
+    stale.normalize()
     (load_id,) = stale.list_normalized_load_packages()
     target = Path(wh.pipeline.working_dir) / "load" / "normalized"
     target.mkdir(parents=True, exist_ok=True)

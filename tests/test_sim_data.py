@@ -529,7 +529,14 @@ def test_bare_advance_applies_a_default_day(ws: SimServer) -> None:
     assert {"contacts", "events", "survey_responses", "segment_memberships", "referral_links",
             "waitlist_entries", "webhook_deliveries"} <= active
     assert done["contacts"]["create"] and done["events"]["create"] > 0
-    assert len(truth(ws, "events")) == n_events + done["events"]["create"]
+    # The default day includes a few late events of every age, 3 s to 5 days old on receipt.
+    late = done["events"]["late"]
+    assert set(late) == {"3s", "1h", "1d", "5d"} and all(n >= 1 for n in late.values())
+    events = truth(ws, "events")
+    assert len(events) == n_events + done["events"]["create"] + sum(late.values())
+    old = [e for e in events if done["from"] < e["received_at"] <= done["to"]
+           and e["timestamp"] <= done["from"]]
+    assert len(old) >= late["1d"] + late["5d"]
     # One day later.
     assert done["now"][:10] == "2026-06-02"
     # With activity off, only the clock moves.

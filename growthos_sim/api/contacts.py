@@ -83,6 +83,7 @@ def merge_records(w, target: Record, source: Record, prefer_source: bool, at: st
     if target["external_id"] is None:
         target["external_id"] = source["external_id"]
     w.events.reassign(source["id"], target["id"], target["external_id"])
+    w.merged_into[source["id"]] = target["id"]  # events still queued for the source follow
     if adopted:
         # The target took the source's external_id: its own events' user_id follows, so every
         # event of a contact carries that contact's external_id.
