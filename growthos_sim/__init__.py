@@ -4,4 +4,4 @@ from .api.ingest import DEFAULT_WRITE_KEY
 from .app import SimServer
 from .generate import DEFAULT_KEY
 
-__all__ = ["SimServer", "DEFAULT_KEY", "DEFAULT_WRITE_KEY"]
+__all__ = ["DEFAULT_KEY", "DEFAULT_WRITE_KEY", "SimServer"]

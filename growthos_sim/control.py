@@ -24,7 +24,7 @@ def _json(status: int, obj: Any) -> Answer:
 
 
 class Control:
-    def __init__(self, sim: "SimServer") -> None:
+    def __init__(self, sim: SimServer) -> None:
         self.sim = sim
 
     def handle(self, method: str, path: str, params: dict[str, str], raw: bytes) -> Answer:

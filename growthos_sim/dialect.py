@@ -68,7 +68,7 @@ class Dialect:
         prop["description"] = "A field path of the event or its contact: event, traits.source"
         return out
 
-    def render(self, op_id: str, body: bytes, world: "World") -> bytes:
+    def render(self, op_id: str, body: bytes, world: World) -> bytes:
         """A success body of `op_id`, as this dialect sends it (call under the world lock)."""
         if not self.renders or not body:
             return body
@@ -103,7 +103,7 @@ class Dialect:
         return self.timestamps(line)
 
     # ---- record shapes --------------------------------------------------------------------
-    def _shapes(self) -> dict[str, Callable[[Record, "World"], Record]]:
+    def _shapes(self) -> dict[str, Callable[[Record, World], Record]]:
         out: dict[str, Callable[[Record, World], Record]] = {}
         if self.contact_ref != "external_id":
             for op in _CONTACT_OPS:
@@ -114,10 +114,10 @@ class Dialect:
             out["listWebhookEndpointLogs"] = _without("created_at")
         return out
 
-    def _contact(self, rec: Record, world: "World") -> Record:
+    def _contact(self, rec: Record, world: World) -> Record:
         return {(self.contact_ref if k == "external_id" else k): v for k, v in rec.items()}
 
-    def _member(self, rec: Record, world: "World") -> Record:
+    def _member(self, rec: Record, world: World) -> Record:
         """The docs: "returns paginated contacts" — the member's contact object."""
         contact = world.contacts.get(rec["contact_id"], include_deleted=True)
         if contact is None:  # not expected (members die with their contact), but never crash
@@ -125,8 +125,8 @@ class Dialect:
         return self._contact(contact, world)
 
 
-def _without(name: str) -> Callable[[Record, "World"], Record]:
-    def drop(rec: Record, world: "World") -> Record:
+def _without(name: str) -> Callable[[Record, World], Record]:
+    def drop(rec: Record, world: World) -> Record:
         return {k: v for k, v in rec.items() if k != name}
     return drop
 

@@ -46,7 +46,7 @@ class FaultConfig:
     ignore_filters: list[str] = field(default_factory=list)  # some of FILTERS
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FaultConfig":
+    def from_json(cls, data: dict[str, Any]) -> FaultConfig:
         names = {f.name for f in fields(cls)}
         unknown = set(data) - names
         if unknown:

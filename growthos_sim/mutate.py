@@ -8,13 +8,26 @@ was offline sends them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import fake
 from .api.contacts import delete_contact_record, merge_records
-from .generate import (add_member, campaign_stats, new_campaign, new_contact, new_conversion,
-                       new_delivery, new_entry, new_link, new_program, new_response, new_segment,
-                       new_survey, new_webhook)
+from .generate import (
+    add_member,
+    campaign_stats,
+    new_campaign,
+    new_contact,
+    new_conversion,
+    new_delivery,
+    new_entry,
+    new_link,
+    new_program,
+    new_response,
+    new_segment,
+    new_survey,
+    new_webhook,
+)
 from .table import Record
 from .util import DAY_MS, iso_ms, new_id, parse_duration_ms
 from .world import Batch, Work, World

@@ -5,11 +5,26 @@ from __future__ import annotations
 import random
 
 from . import fake
-from .generate import (DEFAULT_KEY, TWO_YEARS_MS, add_key, add_member, campaign_stats,
-                       new_campaign, new_contact, new_conversion, new_delivery, new_entry,
-                       new_link, new_program, new_response, new_segment, new_survey,
-                       new_waitlist, new_webhook)
 from .dialect import DOCUMENT, Dialect
+from .generate import (
+    DEFAULT_KEY,
+    TWO_YEARS_MS,
+    add_key,
+    add_member,
+    campaign_stats,
+    new_campaign,
+    new_contact,
+    new_conversion,
+    new_delivery,
+    new_entry,
+    new_link,
+    new_program,
+    new_response,
+    new_segment,
+    new_survey,
+    new_waitlist,
+    new_webhook,
+)
 from .table import Record
 from .util import DAY_MS, freeze, iso_ms, new_id
 from .world import ANCHOR_MS, Clock, World

@@ -49,9 +49,9 @@ def _http_date() -> str:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # TCP_NODELAY: small responses leave at once
-    server: "_HTTPServer"
+    server: _HTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -155,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
             rid = _request_id()
             self._send(404, orjson.dumps(ApiError(404, "not_found", "no such path").body(rid)))
 
-    def _api(self, sim: "SimServer", path: str, params: dict[str, str], raw: bytes) -> None:
+    def _api(self, sim: SimServer, path: str, params: dict[str, str], raw: bytes) -> None:
         rid = _request_id()
         stats = sim.stats
         stats.count("requests")
@@ -278,7 +278,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
     allow_reuse_address = True
-    sim: "SimServer"
+    sim: SimServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that goes away mid-request (killed, timed out) is normal for an API server;
@@ -290,7 +290,7 @@ class _HTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def serve(sim: "SimServer", host: str, port: int) -> tuple[_HTTPServer, threading.Thread]:
+def serve(sim: SimServer, host: str, port: int) -> tuple[_HTTPServer, threading.Thread]:
     """Bind and serve in a background thread; returns the server and its thread."""
     httpd = _HTTPServer((host, port), Handler)
     httpd.sim = sim

@@ -10,8 +10,9 @@ records. Each record's JSON is cached and rebuilt only when the record changes.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .util import freeze
 

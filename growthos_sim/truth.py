@@ -3,7 +3,8 @@ should end up holding it (the API's fields plus the parent key of child lists)."
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .table import Table
 from .util import dumps

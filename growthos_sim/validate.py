@@ -66,7 +66,7 @@ _FORMATS: dict[str, Any] = {"date-time": _date_time_ok, "date": _date_ok,
                             "uri": lambda v: bool(_URI.fullmatch(v))}
 
 
-def _check(router: "Router", schema: dict[str, Any], value: Any, path: str) -> None:
+def _check(router: Router, schema: dict[str, Any], value: Any, path: str) -> None:
     schema = router.resolve(schema)
     for sub in schema.get("allOf", []):
         _check(router, sub, value, path)
@@ -120,7 +120,7 @@ def _check(router: "Router", schema: dict[str, Any], value: Any, path: str) -> N
                 _check(router, schema["items"], item, f"{path}[{i}]")
 
 
-def _required_bodies(router: "Router") -> set[int]:
+def _required_bodies(router: Router) -> set[int]:
     """Identities of the request-body schemas whose operation declares `required: true`."""
     ids = _REQUIRED.get(router)
     if ids is None:
@@ -134,10 +134,10 @@ def _required_bodies(router: "Router") -> set[int]:
     return ids
 
 
-_REQUIRED: "weakref.WeakKeyDictionary[Router, set[int]]" = weakref.WeakKeyDictionary()
+_REQUIRED: weakref.WeakKeyDictionary[Router, set[int]] = weakref.WeakKeyDictionary()
 
 
-def check_body(router: "Router", schema: dict[str, Any], raw: bytes) -> Any:
+def check_body(router: Router, schema: dict[str, Any], raw: bytes) -> Any:
     """Parse and validate a JSON request body. A missing body is 400 where the operation
     requires one, else an empty object."""
     if not raw.strip():
@@ -155,6 +155,6 @@ def check_body(router: "Router", schema: dict[str, Any], raw: bytes) -> Any:
     return body
 
 
-def check_value(router: "Router", schema: dict[str, Any], value: Any, path: str) -> None:
+def check_value(router: Router, schema: dict[str, Any], value: Any, path: str) -> None:
     """Validate an already parsed value (one item of a batch) against a schema: 422 if not."""
     _check(router, schema, value, path)

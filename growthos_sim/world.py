@@ -49,7 +49,7 @@ class Batch:
     Work that reads or moves stored events (a merge) calls `flush` first, so it sees the
     events processed before it."""
 
-    def __init__(self, world: "World") -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
         self.rows: list[EventRow] = []
 

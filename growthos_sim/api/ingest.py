@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -70,7 +71,7 @@ class IngestApi:
         """Whether `path` (after /v1) is an Ingest API path, whatever the method."""
         return self.router.match("GET", path)[2]
 
-    def handle(self, sim: "SimServer", method: str, path: str, params: dict[str, str],
+    def handle(self, sim: SimServer, method: str, path: str, params: dict[str, str],
                headers: Any, raw: bytes, ip: str, request_id: str) -> Answer:
         rate: dict[str, str] = {}
         try:
