@@ -48,13 +48,13 @@ class TablesFailedError(GrowthOSError):
         self.failures = failures
         self.tables = tuple(t for f in failures for t in f.tables)
         self.result = result  # the SyncResult of what did load
-        super().__init__(describe(failures))
+        super().__init__(describe(failures, loaded=getattr(result, "load_info", 1) is not None))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (GrowthOSError, (self.message,))
 
 
-def describe(failures: list[Failure]) -> str:
+def describe(failures: list[Failure], loaded: bool = True) -> str:
     """`failures` as one line: the tables, each reason, the fix; missing scopes all at once."""
     scopes: dict[str, list[str]] = {}
     granted: list[str] = []
@@ -75,8 +75,8 @@ def describe(failures: list[Failure]) -> str:
                      f"(granted scopes: {', '.join(granted) or 'none'})")
     parts.extend(others)
     failed = ", ".join(t for f in failures for t in f.tables)
-    return (f"not loaded: {failed} (every other table was loaded; the next run retries these)"
-            f" - {' | '.join(parts)}")
+    done = "every other table was loaded" if loaded else "no table was loaded"
+    return f"not loaded: {failed} ({done}; the next run retries these) - {' | '.join(parts)}"
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
