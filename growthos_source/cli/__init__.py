@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     use_config_dir(args.config_dir)
     log_file = Path(args.log_file) if args.log_file else \
         Path(dlt.current.run_context().data_dir) / LOG_NAME
+    # GROWTHOS_LOG_LEVEL=DEBUG (what the pipeline script always honoured) means -v.
+    args.verbose = args.verbose or os.environ.get("GROWTHOS_LOG_LEVEL", "").upper() == "DEBUG"
     setup_logging(log_file, args.verbose)
     logger.info("growthos-sync %s", " ".join(sys.argv[1:] if argv is None else argv))
     try:
