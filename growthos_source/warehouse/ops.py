@@ -18,7 +18,8 @@ Sessions:
                                             pipeline's destination (see backends.py)
 
 Deletes (mark/remove with cascades and nested tables) live in `deletes.py`, the replayed-rows
-cleanup and adopting warehouse columns in `recovery.py`; both go through `session()`.
+cleanup and adopting warehouse columns in `recovery.py`, the event stream's reads during extract
+and the replacement of re-read ranges in `stream.py`; all go through `session()`.
 
 Which backend: a destination whose dlt SQL client can write gets `SqlBackend`; the filesystem
 destination with Delta tables gets `DeltaBackend`. Dialect-specific SQL is chosen here from
@@ -94,11 +95,11 @@ def read(pipeline: dlt.Pipeline, sql: str, *tables: str) -> list[tuple[Any, ...]
         raise
     except Exception as exc:
         raise WarehouseError(f"cannot read {_where(pipeline, tables[0] if tables else '?')}: "
-                             f"{_short(exc)}; check the destination's credentials and that it "
+                             f"{short(exc)}; check the destination's credentials and that it "
                              "is reachable") from exc
 
 
-def _short(exc: BaseException) -> str:
+def short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
@@ -172,5 +173,5 @@ def delete_days(pipeline: dlt.Pipeline, table: str, column: str,
         raise
     except Exception as exc:
         raise WarehouseError(f"cannot delete days from {_where(pipeline, table)}: "
-                             f"{_short(exc)}") from exc
+                             f"{short(exc)}") from exc
     return removed
