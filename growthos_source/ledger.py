@@ -175,7 +175,7 @@ class Recorder:
         """Rejects per table in this run's loads (`_growthos_rejects` names the table)."""
         if not self.rows.get(REJECTS_TABLE) or not self.load_ids:
             return {}
-        ids = {f"l{i}": v for i, v in enumerate(self.load_ids)}
+        ids: dict[str, Any] = {f"l{i}": v for i, v in enumerate(self.load_ids)}
         try:
             rows = ops.read(self.pipeline, f"SELECT table_name, COUNT(*) FROM "
                             f"{{{REJECTS_TABLE}}} WHERE _dlt_load_id IN "

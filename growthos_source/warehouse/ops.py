@@ -89,7 +89,8 @@ def read(pipeline: dlt.Pipeline, sql: str, *tables: str, any_pipeline: bool = Fa
     if pipeline.destination is None:
         return None
     if not any_pipeline:
-        known = pipeline.default_schema.tables if pipeline.default_schema_name else {}
+        known: dict[str, Any] = (pipeline.default_schema.tables
+                                 if pipeline.default_schema_name else {})
         if any(t not in known for t in tables):
             return None
     try:
