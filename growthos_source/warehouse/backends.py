@@ -241,23 +241,23 @@ class DeltaBackend:
 
     def keep_one_copy(self, table: str, key: str, keys: Sequence[Any],
                       also: Also = None) -> None:
-        # Two Delta commits (delete, append) per chunk: killed in between, the copies are gone
-        # and the rows missing; the marker recovery.py keeps does not help then, so read all
-        # chunks first and write them back at once.
+        # One Delta commit: an overwrite whose predicate selects the copies replaces them with
+        # their distinct rows. (A delete then an append were two commits: a run killed between
+        # them lost the rows for good, as no copy was left for the next run to find.)
         from deltalake import write_deltalake
 
         dt = self._delta(table)
         view = self.table(table)
-        parts = []
+        parts, where = [], []
         for part in chunks(keys):
-            sql_where = self._where(key, part, also)
-            parts.append(self._con.execute(f"SELECT DISTINCT * FROM {view} WHERE {sql_where}")
+            w = self._where(key, part, also)
+            where.append(f"({w})")
+            parts.append(self._con.sql(f"SELECT DISTINCT * FROM {view} WHERE {w}")
                          .to_arrow_table())
-        rows = pa.concat_tables(parts).cast(pa.schema(dt.schema())) if parts else None
-        for part in chunks(keys):
-            dt.delete(self._where(key, part, also))
-        if rows is not None and rows.num_rows:
-            write_deltalake(dt, rows, mode="append")
+        if not parts:
+            return
+        rows = pa.concat_tables(parts).cast(pa.schema(dt.schema()))
+        write_deltalake(dt, rows, mode="overwrite", predicate=" OR ".join(where))
 
     def delete_range(self, table: str, column: str, lo: Any, hi: Any,
                      also: Also = None) -> None:
@@ -283,8 +283,10 @@ class DeltaBackend:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        # Each Delta write is its own commit; callers order their writes so that a run killed
-        # between two of them is finished by the next run (see deletes.py, recovery.py).
+        # Each Delta write is its own commit (one table each); callers order their writes so
+        # that a run killed between two of them is finished by the next run: deletes.py
+        # (nested rows before their parents, idempotent), stream.replace_ranges (the log
+        # last); keep_one_copy is a single commit.
         yield
 
 
