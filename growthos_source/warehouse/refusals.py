@@ -43,7 +43,7 @@ REFUSED = "growthos_refused.json"
 SET_ASIDE = "growthos_set_aside.json"
 FIX = ("fix the warehouse (e.g. drop the constraint) and run again, or set the record(s) "
        "aside: `growthos-sync reset --pending` (they go to _growthos_rejects, the rest loads; "
-       "docs/values.md)")
+       "docs/destinations.md)")
 
 
 class RefusedLoadError(GrowthOSError):
