@@ -65,7 +65,9 @@ def test_a_refused_record_is_named_then_set_aside_and_the_rest_loads(
         assert wh.pipeline.has_pending_data
 
     done = refusals.set_aside(wh.pipeline)
-    assert done is not None and [r["id"] for r in done["records"]] == [victim["id"]]
+    assert done is not None
+    assert {t: [r["id"] for r in v] for t, v in done["records"].items()} == {
+        "contacts": [victim["id"]]}
     assert not wh.pipeline.has_pending_data
     wh.sync(resources=TABLES)
     rejects = wh.query("SELECT record_id, reason FROM {ds}._growthos_rejects "
@@ -78,3 +80,36 @@ def test_a_refused_record_is_named_then_set_aside_and_the_rest_loads(
     assert got - want == {(victim["id"], norm(victim["updated_at"]))}
     assert {i for i, _ in want - got} == {victim["id"]}
     assert_events_exact(wh_events(wh), sim)
+
+
+def test_a_nul_character_postgres_refuses_is_set_aside(make_sim, tmp_path: Path,
+                                                        postgres_url: str) -> None:
+    """PostgreSQL takes no NUL character in text (JSON allows `\\u0000`): the records holding
+    one are named, set aside and rejected; everything else loads."""
+    sim = make_sim(contacts=40, events=300, processing_delay_ms=0)
+    wh = Warehouse(tmp_path, sim, destination="postgres", postgres_url=postgres_url)
+    wh.sync(resources=TABLES)
+    victim = next(c for c in truth(sim, "contacts") if c.get("external_id"))
+    with httpx.Client(base_url=sim.base_url,
+                      headers={"Authorization": f"Bearer {DEFAULT_WRITE_KEY}"}) as ingest:
+        r = ingest.post("/identify", json={"user_id": victim["external_id"],
+                                           "traits": {"nickname": "nul\u0000here"}})
+        assert r.status_code == 202, r.text
+    control(sim, "POST", "mutate", json={"advance": "1h", "events": {"create": 15}}
+            ).raise_for_status()
+    with pytest.raises(RefusedLoadError) as err:
+        wh.sync(resources=TABLES)
+    line = str(err.value)
+    assert "\n" not in line and "0x00" in line, line
+    # the contact and its $identify event (which carries the traits) both hold the NUL
+    done = refusals.set_aside(wh.pipeline)
+    assert done is not None
+    aside = {(t, r["id"]) for t, rows in done["records"].items() for r in rows}
+    assert ("contacts", victim["id"]) in aside and {t for t, _ in aside} == {"contacts", "events"}
+    assert victim["id"] in line or any(i in line for _, i in aside), line
+    wh.sync(resources=TABLES)
+    rejects = set(wh.query("SELECT table_name, record_id FROM {ds}._growthos_rejects"))
+    assert rejects == aside
+    assert_events_exact(wh_events(wh) + [
+        (e["id"], e["timestamp"], e.get("contact_id"), e.get("user_id"))
+        for e in truth(sim, "events") if ("events", e["id"]) in aside], sim)

@@ -55,13 +55,14 @@ def _reset_pending(args: argparse.Namespace) -> int:
     if done is None:
         print(f"Pipeline {p.pipeline_name}: no load package pending, nothing to clear.")
         return 0
-    records = [r["id"] for r in done.get("records") or []]
+    records = done.get("records") or {}
     print(f"Cleared pending load package(s) {', '.join(done['packages'])}; local state rewound "
           "to before them.")
-    if records:
-        print(f"Set aside from table {done['table']}: {', '.join(records)} ({done['reason']}); "
-              "the next `growthos-sync` puts them in _growthos_rejects and loads the rest.")
-    else:
+    for table, rows in sorted(records.items()):
+        print(f"Set aside from table {table}: {', '.join(r['id'] for r in rows)} "
+              f"({done['reason']}); the next `growthos-sync` puts them in _growthos_rejects "
+              "and loads the rest.")
+    if not records:
         print("No refused record was identified: the next `growthos-sync` reads those tables "
               "again; if the warehouse refuses them again, fix the warehouse.")
     return 0

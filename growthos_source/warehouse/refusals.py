@@ -41,7 +41,8 @@ logger = logging.getLogger("growthos_source")
 
 REFUSED = "growthos_refused.json"
 SET_ASIDE = "growthos_set_aside.json"
-FIX = ("fix the warehouse (e.g. drop the constraint) and run again, or set the record(s) "
+FIX = ("change the warehouse so it takes them (e.g. drop the constraint) and run again, or set "
+       "the record(s) "
        "aside: `growthos-sync reset --pending` (they go to _growthos_rejects, the rest loads; "
        "docs/destinations.md)")
 
@@ -74,17 +75,21 @@ def explain(pipeline: dlt.Pipeline, exc: BaseException) -> RefusedLoadError | No
     records = _refused_records(pipeline, job.load_id, table, reason)
     data = {"load_id": job.load_id, "table": table, "reason": reason, "records": records}
     _write(Path(pipeline.working_dir) / REFUSED, data)
-    which = (", ".join(str(r["id"]) for r in records[:5]) + (" ..." if len(records) > 5 else "")
-             if records else "a record the warehouse did not name")
-    return RefusedLoadError(f"the warehouse refuses {which} of table {table} (load package "
-                            f"{job.load_id}, pending): {reason}; {FIX}")
+    named = records.get(table, [])
+    which = (", ".join(str(r["id"]) for r in named[:5]) + (" ..." if len(named) > 5 else "")
+             if named else "a record the warehouse did not name")
+    others = sum(len(v) for t, v in records.items() if t != table)
+    more = (f" (and {others} more of tables {', '.join(sorted(set(records) - {table}))})"
+            if others else "")
+    return RefusedLoadError(f"the warehouse refuses {which} of table {table}{more} (load "
+                            f"package {job.load_id}, pending): {reason}; {FIX}")
 
 
 def _reason(message: str) -> str:
     """The destination's own sentence out of dlt's job message (a traceback, often)."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     for ln in reversed(lines):
-        m = re.search(r"(?:Error|Exception|ERROR):\s*(.+)", ln)
+        m = re.search(r".*(?:Error|Exception|ERROR):\s*(.+)", ln)
         if m and not ln.startswith("File ") and "Traceback" not in ln:
             text = m.group(1)
             context = next((c for c in lines if c.startswith("CONTEXT:")), "")
@@ -98,23 +103,29 @@ def _named_columns(reason: str, columns: set[str]) -> list[str]:
     return sorted(c for c in columns if c in words)
 
 
-def _package_rows(pipeline: dlt.Pipeline, load_id: str, table: str) -> Iterator[dict[str, Any]]:
-    """Rows of `table` in the package's data files (any job state)."""
+def _package_rows(pipeline: dlt.Pipeline, load_id: str,
+                  table: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(table, row) of the package's data files of `table` (None: of every table), any job
+    state."""
     import pyarrow.parquet as pq
 
     root = Path(pipeline.working_dir) / "load" / "normalized" / load_id
-    for path in sorted(root.glob(f"*/{table}.*")):
+    for path in sorted(root.glob(f"*/{table}.*" if table else "*/*.*")):
         name = path.name
+        t = name.split(".", 1)[0]
+        if t.startswith("_dlt"):
+            continue
         if name.endswith(".parquet"):
-            yield from pq.read_table(path).to_pylist()
-        elif ".jsonl" in name or name.endswith(".typed-jsonl"):
+            for row in pq.read_table(path).to_pylist():
+                yield t, row
+        elif ".jsonl" in name:
             import gzip
 
             opener: Any = gzip.open if _gzipped(path) else open
             with opener(path, "rt", encoding="utf-8") as f:
                 for line in f:
                     if line.strip():
-                        yield json.loads(line)
+                        yield t, json.loads(line)
 
 
 def _gzipped(path: Path) -> bool:
@@ -123,23 +134,27 @@ def _gzipped(path: Path) -> bool:
 
 
 def _refused_records(pipeline: dlt.Pipeline, load_id: str, table: str,
-                     reason: str) -> list[dict[str, Any]]:
-    """The package's rows of `table` that match what the message says is wrong: a NUL
-    character, or null in a column it names."""
-    ep = BY_TABLE.get(table)
-    key = ep.primary_key[0] if ep is not None and ep.primary_key else "id"
-    cursor = ep.cursor if ep is not None else None
+                     reason: str) -> dict[str, list[dict[str, Any]]]:
+    """table -> the package's rows that match what the message says is wrong: a NUL character
+    (in any table of the package: the warehouse would refuse each), or null in a column of
+    `table` it names."""
     nul = "0x00" in reason or "\\x00" in reason or "\\u0000" in reason
-    out: list[dict[str, Any]] = []
+    out: dict[str, list[dict[str, Any]]] = {}
     try:
-        for row in _package_rows(pipeline, load_id, table):
-            cols = _named_columns(reason, set(row))
-            bad = any(isinstance(v, str) and "\x00" in v for v in row.values()) if nul else \
-                bool(cols) and "null" in reason.lower() and any(row.get(c) is None
-                                                                for c in cols)
+        for t, row in _package_rows(pipeline, load_id, None if nul else table):
+            if nul:
+                bad = any(isinstance(v, str) and "\x00" in v for v in row.values())
+            else:
+                cols = _named_columns(reason, set(row))
+                bad = bool(cols) and "null" in reason.lower() and any(row.get(c) is None
+                                                                      for c in cols)
+            ep = BY_TABLE.get(t)
+            key = ep.primary_key[-1] if ep is not None and ep.primary_key else "id"
             if bad and row.get(key) is not None:
-                out.append({"id": str(row[key]),
-                            "version": None if cursor is None else _text(row.get(cursor))})
+                cursor = ep.cursor if ep is not None else None
+                out.setdefault(t, []).append(
+                    {"id": str(row[key]),
+                     "version": None if cursor is None else _text(row.get(cursor))})
     except (OSError, ValueError) as exc:  # an unreadable job file: say so, do not guess
         logger.warning("could not read the refused package's files: %s", exc)
     return out
@@ -162,10 +177,10 @@ def set_aside(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
     pending = [*pipeline.list_normalized_load_packages(),
                *pipeline.list_extracted_load_packages()]
     entries = _read(Path(pipeline.working_dir) / SET_ASIDE) or {}
-    table = refused.get("table")
-    for r in refused.get("records") or []:
-        entries.setdefault(table, {})[r["id"]] = {"version": r.get("version"),
-                                                   "reason": refused.get("reason")}
+    for table, records in (refused.get("records") or {}).items():
+        for r in records:
+            entries.setdefault(table, {})[r["id"]] = {"version": r.get("version"),
+                                                       "reason": refused.get("reason")}
     _write(Path(pipeline.working_dir) / SET_ASIDE, entries)
     for load_id in pipeline.list_normalized_load_packages():
         _delete_committed(pipeline, load_id)
