@@ -76,12 +76,19 @@ def explain(pipeline: dlt.Pipeline, exc: BaseException) -> RefusedLoadError | No
     data = {"load_id": job.load_id, "table": table, "reason": reason, "records": records}
     _write(Path(pipeline.working_dir) / REFUSED, data)
     named = records.get(table, [])
-    which = (", ".join(str(r["id"]) for r in named[:5]) + (" ..." if len(named) > 5 else "")
-             if named else "a record the warehouse did not name")
-    others = sum(len(v) for t, v in records.items() if t != table)
-    more = (f" (and {others} more of tables {', '.join(sorted(set(records) - {table}))})"
+    if not records:  # nothing in the package matches the message: maybe not the data at all
+        return RefusedLoadError(
+            f"a load job of table {table} keeps failing (load package {job.load_id}, pending; "
+            f"the next run tries it again): {reason}; if the warehouse refuses its rows, "
+            "`growthos-sync reset --pending` clears the package and the next run reads those "
+            "tables again (docs/destinations.md)")
+    first = table if named else min(records)  # the failed job's table, if it has any
+    ids = records[first]
+    which = ", ".join(str(r["id"]) for r in ids[:5]) + (" ..." if len(ids) > 5 else "")
+    others = sum(len(v) for t, v in records.items() if t != first)
+    more = (f" (and {others} more of tables {', '.join(sorted(set(records) - {first}))})"
             if others else "")
-    return RefusedLoadError(f"the warehouse refuses {which} of table {table}{more} (load "
+    return RefusedLoadError(f"the warehouse refuses {which} of table {first}{more} (load "
                             f"package {job.load_id}, pending): {reason}; {FIX}")
 
 
