@@ -17,12 +17,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from typing import Any
 
 import dlt
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.destinations.exceptions import DatabaseTerminalException, DatabaseUndefinedRelation
 
 from ..errors import GrowthOSError
 from .backends import Backend
@@ -45,18 +45,20 @@ _EPOCH_DEFAULT = "EXTRACT(EPOCH FROM {c})"  # DuckDB (and Delta through it), Pos
 @contextmanager
 def open_reader(pipeline: dlt.Pipeline, tables: Sequence[str]) -> Iterator[Backend]:
     """The pipeline's destination, open for reads of `tables` from any thread (see the module
-    docstring). Raises WarehouseError when the destination cannot be opened."""
-    try:
-        with session(pipeline) as b:
+    docstring). Raises WarehouseError when the destination cannot be opened (failures of the
+    block itself pass through as they are)."""
+    with ExitStack() as stack:
+        try:
+            b = stack.enter_context(session(pipeline))
             b.preload(*tables)
-            yield b
-    except GrowthOSError:
-        raise
-    except Exception as exc:
-        raise WarehouseError(f"cannot open the {destination_type(pipeline) or 'destination'} "
-                             f"warehouse (dataset {pipeline.dataset_name}) to read "
-                             f"{', '.join(tables)}: {short(exc)}; check the destination's "
-                             "credentials and that it is reachable") from exc
+        except GrowthOSError:
+            raise
+        except Exception as exc:
+            raise WarehouseError(
+                f"cannot open the {destination_type(pipeline) or 'destination'} warehouse "
+                f"(dataset {pipeline.dataset_name}) to read {', '.join(tables)}: {short(exc)}; "
+                "check the destination's credentials and that it is reachable") from exc
+        yield b
 
 
 @contextmanager
@@ -65,6 +67,10 @@ def _reading(b: Backend, table: str, what: str) -> Iterator[None]:
         yield
     except (GrowthOSError, DatabaseUndefinedRelation):
         raise
+    except DatabaseTerminalException as exc:  # the warehouse answered: the SQL is refused
+        raise WarehouseError(f"cannot read {what} of table {table} in the warehouse: "
+                             f"{short(exc)}; is the table still as the connector loaded it "
+                             "(a column renamed or dropped)?") from exc
     except Exception as exc:
         raise WarehouseError(f"cannot read {what} of table {table} in the warehouse: "
                              f"{short(exc)}; check the destination's credentials and that it "
