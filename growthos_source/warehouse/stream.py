@@ -190,6 +190,7 @@ def replace_ranges(pipeline: dlt.Pipeline, table: str, log: str, column: str) ->
             c, lid = b.column(column), b.column("_dlt_load_id")
             removed = 0
             for lo, hi, load_id in ranges:
+                t = b.table(table)  # on Delta: the version after the previous range's delete
                 older = b.query(
                     f"SELECT {lid}, COUNT(*) FROM {t} WHERE {c} >= {b.literal(lo)} AND "
                     f"{c} < {b.literal(hi)} AND {LOAD_ID.format(lid)} < "
