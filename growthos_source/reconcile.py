@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .client import GrowthOSClient
+from .http import GrowthOSClient
 from .replacements import EVENTS_TABLE, current, running_backend
 from .warehouse import stream
 
