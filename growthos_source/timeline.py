@@ -136,7 +136,13 @@ def _earliest_serial(exists_before: Callable[[dt.datetime], bool],
 def windows(start: dt.datetime, end: dt.datetime | None, size: dt.timedelta,
             newest: dt.datetime | None = None) -> list[tuple[dt.datetime, dt.datetime | None]]:
     """Split [start, end) into windows of `size`, newest last. With no `end`, the last window is
-    open-ended (it also catches events that arrive while the sync runs)."""
+    open-ended (it also catches events that arrive while the sync runs).
+
+    `size` is taken in whole seconds (at least one): an API that sends whole-second timestamps
+    may hold an event shown as `14:22:05Z` anywhere in that second, and an edge inside it would
+    let the upper window's walk drop that event as below its `from` while the lower window's
+    `to` excluded it."""
+    size = dt.timedelta(seconds=max(1, round(size.total_seconds())))
     stop = end or (newest + dt.timedelta(milliseconds=1) if newest else None)
     out: list[tuple[dt.datetime, dt.datetime | None]] = []
     a = start

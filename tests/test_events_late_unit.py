@@ -40,12 +40,13 @@ def test_local_day_bounds_follow_daylight_saving() -> None:
 
 def test_instants_share_a_window_only_within_a_pages_reach() -> None:
     stamps = ["2026-01-01T00:00:00.000Z", "2026-01-01T00:30:00.000Z",
-              "2026-01-01T00:59:00.000Z", "2026-01-01T05:00:00.000Z"]
+              "2026-01-01T00:59:00.250Z", "2026-01-01T05:00:00.000Z"]
     wins = reconcile.instant_windows(stamps, dt.timedelta(hours=1))
-    ms = dt.timedelta(milliseconds=1)
+    ms, sec = dt.timedelta(milliseconds=1), dt.timedelta(seconds=1)
+    # A value without a fraction covers its whole second (test_walks_unit.py), others their ms.
     assert wins == [(dt.datetime(2026, 1, 1, tzinfo=UTC),
-                     dt.datetime(2026, 1, 1, 0, 59, tzinfo=UTC) + ms),
+                     dt.datetime(2026, 1, 1, 0, 59, 0, 250_000, tzinfo=UTC) + ms),
                     (dt.datetime(2026, 1, 1, 5, tzinfo=UTC),
-                     dt.datetime(2026, 1, 1, 5, tzinfo=UTC) + ms)]
+                     dt.datetime(2026, 1, 1, 5, tzinfo=UTC) + sec)]
     assert reconcile.query_requests(dt.date(2024, 1, 1), dt.date(2024, 12, 31)) == 1
     assert reconcile.query_requests(dt.date(2024, 1, 1), dt.date(2025, 1, 1)) == 2
