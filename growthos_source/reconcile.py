@@ -240,36 +240,3 @@ def _iso(value: Any) -> str:
         d = d.astimezone(UTC)
         return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
     return str(value)
-
-
-def instant_windows(stamps: Iterable[str], span: dt.timedelta,
-                    ) -> list[tuple[dt.datetime, dt.datetime]]:
-    """[lo, hi) windows covering every instant of `stamps` (see `instant_end`). An instant joins
-    the previous window while the window stays shorter than `span` (the time that holds about
-    a page of events): a window costs a request however few events it holds, so instants
-    within a page's reach share one, and a window never grows past the page it costs."""
-    from .incremental import parse_ts
-
-    points = sorted({parse_ts(s) for s in stamps})
-    out: list[tuple[dt.datetime, dt.datetime]] = []
-    for p in points:
-        end = instant_end(p)
-        if out and p - out[-1][0] < span:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((p, end))
-    return out
-
-
-def instant_end(p: dt.datetime) -> dt.datetime:
-    """The exclusive end of the stretch of the stream an event stored at `p` may lie in.
-
-    An API that sends whole seconds (the docs' examples) may hold the event anywhere in that
-    second and filters `from`/`to` on what it holds: `[14:22:05.000, 14:22:05.001)` can miss
-    an event shown as `14:22:05Z`. The warehouse keeps the value, not the precision it was
-    sent at, so a value with no fraction covers its whole second (for an API sending
-    milliseconds that only widens the re-read to the events of that second); any other value
-    covers its millisecond."""
-    if p.microsecond == 0:
-        return p + dt.timedelta(seconds=1)
-    return p.replace(microsecond=p.microsecond // 1000 * 1000) + dt.timedelta(milliseconds=1)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from growthos_source import reconcile, timeline
+from growthos_source import instants, timeline
 from growthos_source.client import Page
 from growthos_source.errors import CursorExpiredError
 from growthos_source.incremental import iso_z, parse_ts
@@ -93,16 +93,16 @@ def test_instant_windows_cover_the_second_a_whole_second_value_stands_for() -> N
     stream = SecondsStream(held)
     shown = sorted({r["timestamp"] for r in stream.rows(None, None)})
     for span in (dt.timedelta(milliseconds=1), dt.timedelta(seconds=2), dt.timedelta(hours=1)):
-        wins = reconcile.instant_windows(shown, span)
+        wins = instants.instant_windows(shown, span)
         got = Counter(r["id"] for lo, hi in wins for r in stream.rows(lo, hi))
         assert got == Counter(i for _, i in held), span
-    one = reconcile.instant_windows(["2026-05-01T12:00:03.000Z"], dt.timedelta(0))
+    one = instants.instant_windows(["2026-05-01T12:00:03.000Z"], dt.timedelta(0))
     assert one == [(T0 + dt.timedelta(seconds=3), T0 + dt.timedelta(seconds=4))]
     # A value with milliseconds covers its millisecond, and a window never shrinks.
-    ms = reconcile.instant_windows(["2026-05-01T12:00:03.250Z", "2026-05-01T12:00:03.000Z"],
+    ms = instants.instant_windows(["2026-05-01T12:00:03.250Z", "2026-05-01T12:00:03.000Z"],
                                    dt.timedelta(seconds=5))
     assert ms == [(T0 + dt.timedelta(seconds=3), T0 + dt.timedelta(seconds=4))]
-    assert reconcile.instant_end(T0 + dt.timedelta(microseconds=250_400)) == \
+    assert instants.instant_end(T0 + dt.timedelta(microseconds=250_400)) == \
         T0 + dt.timedelta(milliseconds=251)
 
 
