@@ -54,7 +54,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     caught_up = feed is None and cur.last is not None and marks.get("through") is None
     session = replacements.current()
     # Lookback, reconciliation and re-attribution need the warehouse that sync() opened.
-    caught_up = caught_up and session is not None and session.client is not None
+    caught_up = caught_up and session is not None and session.backend is not None
     if caught_up and session is not None and session.reattribute_only:
         rr = Reread(ctx, ep, client, arrow, None)
         yield from rr.reattribute(marks)
