@@ -126,7 +126,8 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         if ctx.events_reconcile:
             # The project's zone is asked once (GET /settings), only when some day differs.
             yield from rr.reconcile(minutes, ctx.project_timezone
-                                    or marks.get("project_timezone"))
+                                    or marks.get("project_timezone"),
+                                    (marks.get("report") or {}).get("timezone"))
             if "project_timezone" in rr.report:
                 marks["project_timezone"] = rr.report["project_timezone"] or "UTC"
         yield from rr.reattribute(marks)

@@ -190,22 +190,3 @@ def _iso(value: Any) -> str:
         d = d.astimezone(UTC)
         return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
     return str(value)
-
-
-def instant_windows(stamps: Iterable[str], span: dt.timedelta,
-                    ) -> list[tuple[dt.datetime, dt.datetime]]:
-    """[lo, hi) windows covering every instant of `stamps` (1 ms each). An instant joins the
-    previous window while the window stays shorter than `span` (the time that holds about a
-    page of events): a window costs a request however few events it holds, so instants
-    within a page's reach share one, and a window never grows past the page it costs."""
-    from .incremental import parse_ts
-
-    points = sorted({parse_ts(s) for s in stamps})
-    out: list[tuple[dt.datetime, dt.datetime]] = []
-    one = dt.timedelta(milliseconds=1)
-    for p in points:
-        if out and p - out[-1][0] < span:
-            out[-1] = (out[-1][0], p + one)
-        else:
-            out.append((p, p + one))
-    return out

@@ -136,7 +136,13 @@ def _earliest_serial(exists_before: Callable[[dt.datetime], bool],
 def windows(start: dt.datetime, end: dt.datetime | None, size: dt.timedelta,
             newest: dt.datetime | None = None) -> list[tuple[dt.datetime, dt.datetime | None]]:
     """Split [start, end) into windows of `size`, newest last. With no `end`, the last window is
-    open-ended (it also catches events that arrive while the sync runs)."""
+    open-ended (it also catches events that arrive while the sync runs).
+
+    `size` is taken in whole seconds (at least one): an API that sends whole-second timestamps
+    may hold an event shown as `14:22:05Z` anywhere in that second, and an edge inside it would
+    let the upper window's walk drop that event as below its `from` while the lower window's
+    `to` excluded it."""
+    size = dt.timedelta(seconds=max(1, round(size.total_seconds())))
     stop = end or (newest + dt.timedelta(milliseconds=1) if newest else None)
     out: list[tuple[dt.datetime, dt.datetime | None]] = []
     a = start
@@ -174,30 +180,40 @@ def _any_created_before(client: GrowthOSClient, path: str, base: dict[str, Any],
 
 
 def contact_windows(client: GrowthOSClient, path: str, base: dict[str, Any],
-                    n: int, probes: int = 1) -> list[dict[str, Any]]:
+                    n: int, probes: int = 1, known: tuple[dt.datetime, dt.datetime] | None = None,
+                    ) -> tuple[list[dict[str, Any]], dt.datetime | None]:
     """Query parameters of up to `n` `created_after`/`created_before` windows that together
-    cover every contact with a `created_at`, to walk concurrently; `[base]` when there is
-    nothing to split.
+    cover every contact with a `created_at`, to walk concurrently (`[base]` when there is
+    nothing to split), and the instant creation history was found to start (None: not
+    searched, or nothing to split).
 
     Where creation history starts is found as for the event stream, by asking whether any
-    contact was created before an instant (one-row requests, `probes` at a time). The first window has
-    no lower bound and the last no upper one (beyond `base`'s), so an inexact search loses
-    nothing. Whether the filters' edges are inclusive is not documented: each window starts a
-    second before the previous one ends, and the caller drops the ids it already has.
+    contact was created before an instant (one-row requests, `probes` at a time), unless
+    `known` gives (start, newest `created_at`) from an earlier walk: the windows then span
+    that stretch with no search. The first window has no lower bound and the last no upper one
+    (beyond `base`'s), so an inexact search or a stale `known` loses nothing. Whether the
+    filters' edges are inclusive is not documented: each window starts a second before the
+    previous one ends, and the caller drops the ids it already has.
     """
     end = parse_ts(base["created_before"]) if base.get("created_before") else \
         dt.datetime.now(dt.timezone.utc)
-    if n < 2 or not _any_created_before(client, path, base, end):
-        return [base]
-    lo, found = _earliest(lambda t: _any_created_before(client, path, base, t), end, probes)
-    if not found:
-        return [base]
+    if n < 2:
+        return [base], None
+    if known is not None and known[0] < min(known[1], end):
+        lo, end = known[0], min(known[1], end)
+    else:
+        if not _any_created_before(client, path, base, end):
+            return [base], None
+        lo, found = _earliest(lambda t: _any_created_before(client, path, base, t), end,
+                              probes)
+        if not found:
+            return [base], None
     edges = sorted({(lo + (end - lo) * i / n).replace(microsecond=0) for i in range(1, n)})
     if not edges:
-        return [base]
+        return [base], lo
     out = [{**base, "created_before": iso_z(edges[0])}]
     for a, b in itertools.pairwise(edges):
         out.append({**base, "created_after": iso_z(a - dt.timedelta(seconds=1)),
                     "created_before": iso_z(b)})
     out.append({**base, "created_after": iso_z(edges[-1] - dt.timedelta(seconds=1))})
-    return out
+    return out, lo

@@ -1,7 +1,8 @@
 """`growthos-sync demo`: a real sync from a local GrowthOS server into growthos_demo.duckdb.
 
 Starts the local server (growthos_sim) with a small seeded data set, syncs everything, lets one
-simulated day pass, syncs again (incremental) and runs an example query.
+simulated day pass (its events sent through the server's Ingest API, late ones included), syncs
+again (incremental), says how many of the late events that run loaded, and runs an example query.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import duckdb
 import httpx
 
 from growthos_sim import DEFAULT_KEY, SimServer
+from growthos_sim.activity import SentDay, send_day
+from growthos_sim.mutate import default_day
 
 from .. import growthos, sync
 from . import common
@@ -45,10 +48,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = sync(pipeline, growthos(**fixed), refresh="drop_sources", command="demo")
         common.print_summary(result)
 
-        httpx.post(f"{sim.url}/_sim/mutate", json={"advance": "1d"}, timeout=60)
+        sent = _one_day(sim)
+        newest_before = _newest_event(args.dataset_name)
         result = sync(pipeline, growthos(**fixed), command="demo")
-        print("\nAfter one simulated day of activity, the incremental run:")
+        print("\nAfter one simulated day of activity (its events sent through the Ingest API), "
+              "the incremental run:")
         common.print_summary(result)
+        print(_late_line(sent, args.dataset_name, newest_before))
         if getattr(args, "models", False):
             common.print_models(pipeline)
 
@@ -62,3 +68,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(table(rows, cols))
     return 0
+
+
+def _one_day(sim: SimServer) -> SentDay:
+    """A day of activity: contacts, surveys, referrals... changed by the server's `/_sim/mutate`
+    (an ordinary day, without its events), and the day's events sent by a client through the
+    Ingest API, some of them late (a `timestamp` 3 s to 5 days in the past), then processed."""
+    plan = {t: a for t, a in default_day(sim.world, 1).items() if t != "events"}
+    httpx.post(f"{sim.url}/_sim/mutate", json={"advance": "1d", **plan},
+               timeout=60).raise_for_status()
+    return send_day(sim.base_url, settle=True)
+
+
+def _newest_event(dataset: str) -> object:
+    with duckdb.connect(DEMO_DB, read_only=True) as con:
+        row = con.execute(f'SELECT MAX("timestamp") FROM "{dataset}".events').fetchone()
+    return row[0] if row else None
+
+
+def _late_line(sent: SentDay, dataset: str, newest_before: object) -> str:
+    """How many of the late events sent the warehouse now holds, and how many of those are
+    dated before the first run's newest event (where an incremental walk never looks)."""
+    ids = sent.late_message_ids
+    with duckdb.connect(DEMO_DB, read_only=True) as con:
+        marks = ", ".join("?" * len(ids)) or "NULL"
+        loaded, behind = con.execute(
+            f'SELECT COUNT(*), COUNT(*) FILTER (WHERE "timestamp" < ?) FROM "{dataset}".events '
+            f"WHERE message_id IN ({marks})", [newest_before, *ids]).fetchone() or (0, 0)
+    ages = ", ".join(f"{age} ({n})" for age, n in sent.late.items())
+    return (f"Late events: {len(ids)} sent with a timestamp in the past ({ages}); the "
+            f"incremental run loaded {loaded} of them, {behind} dated before the first run's "
+            "newest event.")
