@@ -4,8 +4,11 @@
                  reads; `session()` opens the destination as a backend
     backends.py  SQL destinations (dlt's SQL client) and Delta tables (deltalake)
     deletes.py   records that vanished from the API: logged, then marked or removed
+    stream.py    the event stream's reads during extract (counts, ids, contact changes) and
+                 the replacement of re-read ranges
     recovery.py  after a crash: pending packages, rows replayed loads duplicated, columns an
                  aborted package left in the warehouse
+    refusals.py  a pending package the warehouse refuses: named in one line, set aside
     duckdb.py    the default destination: a DuckDB file with a capped buffer pool
 """
 
