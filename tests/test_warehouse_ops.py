@@ -12,7 +12,7 @@ import dlt
 import pytest
 from warehouse import DESTINATIONS, Warehouse
 
-from growthos_source.warehouse import backends, deletes, ops
+from growthos_source.warehouse import deletes, delta, ops
 
 STAMPS = {  # id -> timestamp: three UTC days, with rows on both edges of a day
     "e1": "2026-03-01T00:00:00.000Z", "e2": "2026-03-01T12:30:00.000Z",
@@ -104,19 +104,19 @@ def test_delta_remove_interrupted_between_commits_is_finished_by_the_next_apply(
 
     lake.load(deletion_log())
 
-    real = backends.DeltaBackend.delete_in
+    real = delta.DeltaBackend.delete_in
 
     def stop_before_the_parents(self: Any, table: str, *a: Any, **kw: Any) -> None:
         if table == "contacts":
             raise KeyboardInterrupt("stopped between the two commits")
         real(self, table, *a, **kw)
 
-    monkeypatch.setattr(backends.DeltaBackend, "delete_in", stop_before_the_parents)
+    monkeypatch.setattr(delta.DeltaBackend, "delete_in", stop_before_the_parents)
     with pytest.raises(KeyboardInterrupt):
         deletes.apply(lake.pipeline)
     assert lake.query("SELECT COUNT(*) FROM {ds}.contacts")[0][0] == 4  # parents still there
     assert lake.query("SELECT COUNT(*) FROM {ds}.contacts__tags")[0][0] == 4  # 2 people left
-    monkeypatch.setattr(backends.DeltaBackend, "delete_in", real)
+    monkeypatch.setattr(delta.DeltaBackend, "delete_in", real)
     assert deletes.apply(lake.pipeline) == {"contacts": 2}
     assert sorted(r[0] for r in lake.query("SELECT id FROM {ds}.contacts")) == ["c0", "c3"]
     assert sorted(r[0] for r in lake.query("SELECT value FROM {ds}.contacts__tags")) == [

@@ -2,7 +2,8 @@
 
     ops.py       the one interface: reads during extract, per-day counts and deletes, plain
                  reads; `session()` opens the destination as a backend
-    backends.py  SQL destinations (dlt's SQL client) and Delta tables (deltalake)
+    backends.py  the Backend protocol; SQL destinations through dlt's SQL client
+    delta.py     Delta tables (deltalake commits, reads in DuckDB over arrow)
     deletes.py   records that vanished from the API: logged, then marked or removed
     stream.py    the event stream's reads during extract (counts, ids, contact changes) and
                  the replacement of re-read ranges

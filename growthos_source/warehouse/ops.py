@@ -40,7 +40,8 @@ import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from ..errors import GrowthOSError
-from .backends import Backend, DeltaBackend, SqlBackend
+from .backends import Backend, SqlBackend
+from .delta import DeltaBackend
 
 logger = logging.getLogger("growthos_source")
 

@@ -86,29 +86,31 @@ def _absent_is_empty() -> Iterator[None]:
         pass
 
 
+def _rows_or_none(b: Backend, table: str, what: str, sql: str) -> list[tuple[Any, ...]] | None:
+    """Rows of `sql`, which reads `table` (`{t}` in it); None when the table was never
+    loaded."""
+    with _reading(b, table, what):
+        try:
+            return b.query(sql.format(t=b.table(table)))
+        except DatabaseUndefinedRelation:
+            return None
+
+
 def bucket_counts(b: Backend, table: str, column: str, seconds: int) -> Counter[int] | None:
     """Rows of `table` per `seconds`-long bucket of timestamp `column` since the epoch (None
     when the table was never loaded)."""
     epoch = _EPOCH.get(b.dialect, _EPOCH_DEFAULT).format(c=b.column(column))
-    with _reading(b, table, "the row counts"):
-        try:
-            rows = b.query(f"SELECT FLOOR({epoch} / {int(seconds)}), COUNT(*) "
-                           f"FROM {b.table(table)} GROUP BY 1")
-        except DatabaseUndefinedRelation:
-            return None
-    return Counter({int(k): int(n) for k, n in rows if k is not None})
+    rows = _rows_or_none(b, table, "the row counts",
+                         f"SELECT FLOOR({epoch} / {int(seconds)}), COUNT(*) FROM {{t}} GROUP BY 1")
+    return None if rows is None else Counter({int(k): int(n) for k, n in rows if k is not None})
 
 
 def ids_since(b: Backend, table: str, column: str, since: dt.datetime) -> set[str] | None:
     """Ids of the rows of `table` whose timestamp `column` is at or after `since` (None when
     the table was never loaded)."""
-    with _reading(b, table, "the ids"):
-        try:
-            rows = b.query(f"SELECT id FROM {b.table(table)} "
-                           f"WHERE {b.column(column)} >= {b.literal(since)}")
-        except DatabaseUndefinedRelation:
-            return None
-    return {str(r[0]) for r in rows}
+    rows = _rows_or_none(b, table, "the ids", f"SELECT id FROM {{t}} WHERE "
+                         f"{b.column(column)} >= {b.literal(since)}")
+    return None if rows is None else {str(r[0]) for r in rows}
 
 
 def newest_load(b: Backend, tables: Sequence[str]) -> str | None:
