@@ -1,6 +1,6 @@
 """The event stream: read by time window, several windows at once, into arrow tables.
 
-Windows are walked concurrently (fanout.py) and split while they run (splitting.py); in a
+Windows are walked concurrently (http/fanout.py) and split while they run (splitting.py); in a
 chunked backfill an EventFeed (prefetch.py) keeps reading the next chunk's windows while dlt
 loads the previous one.
 """
@@ -19,7 +19,7 @@ from . import reconcile, rejects, replacements, timeline
 from .arrowize import ArrowPages, Batch
 from .columns import declared_types
 from .endpoints import Endpoint
-from .fanout import DONE, fan_out
+from .http.fanout import DONE, fan_out
 from .incremental import Cursor, iso_z, parse_ts
 from .readers import Context, Row, table_marks
 from .rereads import Reread

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .client import GrowthOSClient
+from .http import GrowthOSClient
 from .splitting import Window, split_longest
 
 Row = dict[str, Any]

@@ -15,10 +15,10 @@ from typing import Any
 import dlt
 
 from . import rejects, shapes, timeline
-from .client import GrowthOSClient, quote_path_segment
 from .endpoints import Endpoint, root_table
 from .errors import MalformedResponseError, NotFoundError, ScopeError
-from .fanout import DONE, fan_out
+from .http import GrowthOSClient, quote_path_segment
+from .http.fanout import DONE, fan_out
 from .incremental import Cursor, parse_ts, ts_key
 from .prefetch import EventFeed
 from .timeline import contact_windows

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .client import GrowthOSClient
+from .http import GrowthOSClient
 from .replacements import EVENTS_TABLE, current, running_sql
 
 logger = logging.getLogger("growthos_source")

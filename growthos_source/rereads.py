@@ -23,9 +23,9 @@ from typing import Any
 
 from . import reconcile, rejects, replacements
 from .arrowize import ArrowPages, Batch
-from .client import GrowthOSClient
 from .endpoints import Endpoint
-from .fanout import DONE, fan_out
+from .http import GrowthOSClient
+from .http.fanout import DONE, fan_out
 from .incremental import iso_z, parse_ts
 from .readers import Context, Row
 from .walks import walk_events

@@ -18,12 +18,12 @@ from dlt.common.typing import TSecretStrValue
 from dlt.extract.resource import DltResource
 
 from . import event_stream, readers
-from .client import GrowthOSClient
 from .columns import declared
 from .endpoints import ENDPOINTS, Endpoint, user_tables
 from .errors import ConfigurationError, ScopeError
 from .history import build as build_history
 from .history import check as check_history
+from .http import GrowthOSClient
 from .incremental import iso_z, parse_ts
 from .prefetch import EventFeed
 from .readers import Context

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .client import GrowthOSClient
+from .http import GrowthOSClient
 from .incremental import iso_z, parse_ts
 
 DAY = dt.timedelta(days=1)

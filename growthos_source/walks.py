@@ -24,8 +24,8 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .client import GrowthOSClient, Page
 from .errors import CursorExpiredError, PaginationError
+from .http import GrowthOSClient, Page
 from .incremental import iso_z, parse_ts, ts_key, uniform_ms
 from .splitting import Window
 

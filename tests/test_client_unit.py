@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from growthos_source.client import GrowthOSClient, Page, Verdict, classify, quote_path_segment
 from growthos_source.errors import (
     ApiError,
     AuthenticationError,
@@ -29,12 +28,15 @@ from growthos_source.errors import (
     RateLimitError,
     ScopeError,
     ServerError,
-    error_from_response,
 )
-from growthos_source.pacing import RateLimiter, parse_retry_after
+from growthos_source.http import GrowthOSClient, Page, quote_path_segment
+from growthos_source.http.pacing import RateLimiter, parse_retry_after
+from growthos_source.http.responses import error_from_response
+from growthos_source.http.retry import RetryPolicy, Verdict
 
 KEY = "gos_sk_live_S3cretValue0123456789"
 BASE = "https://api.test/v1"
+POLICY = RetryPolicy()
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -92,8 +94,8 @@ OK = httpx.Response(200, json={"data": [], "has_more": False, "next_cursor": Non
     (404, Verdict.FATAL), (409, Verdict.FATAL), (410, Verdict.FATAL), (422, Verdict.FATAL),
     (501, Verdict.FATAL), (302, Verdict.FATAL),
 ])
-def test_classify_status(status: int, verdict: Verdict) -> None:
-    assert classify(status) is verdict
+def test_verdict_status(status: int, verdict: Verdict) -> None:
+    assert POLICY.verdict(status) is verdict
 
 
 @pytest.mark.parametrize("exc,verdict", [
@@ -103,15 +105,15 @@ def test_classify_status(status: int, verdict: Verdict) -> None:
     (httpx.LocalProtocolError("bad header"), Verdict.FATAL),
     (httpx.UnsupportedProtocol("ftp"), Verdict.FATAL),
 ])
-def test_classify_exceptions(exc: Exception, verdict: Verdict) -> None:
-    assert classify(None, exc) is verdict
+def test_verdict_exceptions(exc: Exception, verdict: Verdict) -> None:
+    assert POLICY.verdict(None, exc) is verdict
 
 
-def test_classify_does_not_resend_writes_that_may_have_been_processed() -> None:
-    assert classify(500, idempotent=False) is Verdict.FATAL
-    assert classify(None, httpx.ReadTimeout("t"), idempotent=False) is Verdict.FATAL
-    assert classify(429, idempotent=False) is Verdict.RETRY
-    assert classify(None, httpx.ConnectError("refused"), idempotent=False) is Verdict.RETRY
+def test_verdict_does_not_resend_writes_that_may_have_been_processed() -> None:
+    assert POLICY.verdict(500, idempotent=False) is Verdict.FATAL
+    assert POLICY.verdict(None, httpx.ReadTimeout("t"), idempotent=False) is Verdict.FATAL
+    assert POLICY.verdict(429, idempotent=False) is Verdict.RETRY
+    assert POLICY.verdict(None, httpx.ConnectError("refused"), idempotent=False) is Verdict.RETRY
 
 
 @pytest.mark.parametrize("status,body,cls", [

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from growthos_source.concurrency import ConcurrencyLimit
-from growthos_source.fanout import DONE, fan_out
+from growthos_source.http.concurrency import ConcurrencyLimit
+from growthos_source.http.fanout import DONE, fan_out
 
 
 def feed(limit: ConcurrencyLimit, latency: float, times: int) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from growthos_source.client import GrowthOSClient
-from growthos_source.sending import Sender
+from growthos_source.http import GrowthOSClient
+from growthos_source.http.sending import Sender
 
 KEY = "gos_sk_live_S3cretValue0123456789"
 

@@ -80,7 +80,7 @@ def _events_lag(marks: Any) -> str | None:
         return None
     try:
         from .. import timeline
-        from ..client import GrowthOSClient
+        from ..http import GrowthOSClient
         from ..source import DEFAULT_BASE_URL
 
         key: Any = dlt.secrets.get("sources.growthos.api_key")
