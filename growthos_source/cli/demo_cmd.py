@@ -13,8 +13,6 @@ import dlt
 import duckdb
 import httpx
 
-from growthos_sim import DEFAULT_KEY, SimServer
-
 from .. import growthos, sync
 from . import common
 from .progress import dlt_collector
@@ -28,6 +26,9 @@ GROUP BY s.name ORDER BY responses DESC"""
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # Only the demo needs the local server: every other command starts without importing it.
+    from growthos_sim import DEFAULT_KEY, SimServer
+
     print(f"Starting the local GrowthOS server (seed 7, {args.contacts:,} contacts, "
           f"{args.events:,} events)...")
     with SimServer(seed=7, contacts=args.contacts, events=args.events) as sim:
