@@ -2,7 +2,7 @@
 
     python benchmarks/connector_matrix.py [--plans free,growth,scale] [--latencies 0,50,200,300]
         [--events free=30000,growth=150000,scale=300000] [--backfill-windows N]
-        [--peer-cell scale:50] [--peer-events 20000] [--skip-peer]
+        [--peer-cell scale:50] [--peer-events 20000] [--skip-peer] [--baseline DIR]
 
 For each plan x latency cell it starts `python -m growthos_sim` on 127.0.0.1 with that plan and
 added latency, writes a project folder (`.dlt/config.toml`, `.dlt/secrets.toml`, a DuckDB file
@@ -21,7 +21,10 @@ table:
 
 The sizes default to ~30 s of requests at each plan's ceiling. `--peer-cell` also runs dlt's
 generic rest_api source (configured as in benchmarks/common.py) as its own process on that cell,
-on `--peer-events` events (it is far slower), and adds its row to the table.
+on `--peer-events` events (it is far slower), and adds its row to the table. `--baseline DIR`
+runs the same command again on each cell with the connector imported from DIR (another
+checkout), right after ours on the same server (reset to the same data): before and after
+side by side on a shared machine.
 """
 
 from __future__ import annotations
@@ -171,10 +174,15 @@ def first_day(server: Server) -> str:
     return min((r["timestamp"] for r in server.truth("events")), default="2000-01-01")[:10]
 
 
-def run_ours(server: Server, cell: Cell, start: str, windows: int | None) -> Cell:
+def run_ours(server: Server, cell: Cell, start: str, windows: int | None,
+             code: str | None = None) -> Cell:
+    """The command in a fresh project folder; `code`: import the connector from that folder
+    (another checkout, on PYTHONPATH) instead of this one."""
     tmp = Path(tempfile.mkdtemp(prefix="gos_matrix_"))
     try:
         env = project(tmp, server.base_url)
+        if code:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH")) if p)
         cmd = [str(BIN), "backfill", "--start-date", start, "--resources", "events"]
         if windows is not None:
             cmd += ["--backfill-windows", str(windows)]
@@ -257,6 +265,9 @@ def main() -> int:
     p.add_argument("--skip-peer", action="store_true")
     p.add_argument("--start-date", help="the command's --start-date (default: the day of the "
                    "server's earliest event)")
+    p.add_argument("--baseline", metavar="DIR", help="also run the command with the connector "
+                   "imported from DIR (e.g. `git archive main | tar -x -C DIR`), right after "
+                   "ours on the same server: before/after side by side")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
     plans = parse_list(args.plans, PLANS, str)
@@ -288,6 +299,16 @@ def main() -> int:
                       f"requests, {c.throttled} 429s, exit {c.exit_code}", flush=True)
                 if c.exit_code or c.rows != c.events:
                     print("  !! " + c.tail.replace("\n", "\n  !! "), flush=True)
+                if args.baseline:
+                    srv.reset()
+                    print(f"running: baseline, {plan}, {ms} ms ...", flush=True)
+                    b = run_ours(srv, Cell("baseline", plan, ms, expected), day,
+                                 args.backfill_windows, code=args.baseline)
+                    cells.append(b)
+                    print(f"  {b.seconds:.1f} s, {b.pct:.1f}% of the ceiling, {b.requests} "
+                          f"requests, {b.throttled} 429s, exit {b.exit_code}", flush=True)
+                    if b.exit_code or b.rows != b.events:
+                        print("  !! " + b.tail.replace("\n", "\n  !! "), flush=True)
                 if not args.skip_peer and (plan, str(ms)) == (peer_plan, peer_ms):
                     srv.reset(events=args.peer_events)
                     pn = int(srv.info()["events"])
@@ -303,6 +324,11 @@ def main() -> int:
           title="Event backfill as a process (start -> rows in DuckDB), per plan and latency")
     print("targets: >= 90% of the ceiling in every cell, < 1% 429s, requests within 3% of the "
           "minimum")
+    if args.baseline:
+        pairs = [(c, b) for c in cells if c.contender == "ours" for b in cells
+                 if b.contender == "baseline" and (b.plan, b.latency_ms) == (c.plan, c.latency_ms)]
+        print(f"\nours / baseline ({args.baseline}) wall time per cell: " + ", ".join(
+            f"{c.plan} {c.latency_ms} ms {c.seconds / b.seconds:.2f}x" for c, b in pairs))
     ours = [c for c in cells if c.contender == "ours"]
     return 0 if all(c.exit_code == 0 and c.rows == c.events for c in ours) else 1
 
