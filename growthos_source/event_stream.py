@@ -19,8 +19,10 @@ from . import reconcile, rejects, replacements, timeline
 from .arrowize import ArrowPages, Batch
 from .columns import declared_types
 from .endpoints import Endpoint
+from .http import GrowthOSClient
 from .http.fanout import DONE, fan_out
 from .incremental import Cursor, iso_z, parse_ts
+from .prefetch import EventFeed
 from .readers import Context, Row, table_marks
 from .rereads import Reread
 from .splitting import Splitter, Window
@@ -74,8 +76,8 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
     if low is not None:
         start: dt.datetime | None = parse_ts(low)
-        newest = timeline.newest(client, ep.path)
-        if newest is not None and timeline.ignores_to(client, ep.path, newest):
+        newest, ignored = _probe_stream(client, ep.path, feed)
+        if ignored:
             start = None
     else:
         newest = timeline.newest(client, ep.path)
@@ -94,6 +96,8 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         if bounds is None:
             return
         start, newest = bounds
+        if feed is not None and start is not None:
+            feed.stream_probe = (newest, False)
     if start is None:
         # The API ignores `from`/`to`: every window would read the stream from its newest
         # event. One walk, newest first, down to the mark; the walk keeps [from, to) itself.
@@ -105,8 +109,13 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         return
     all_wins = timeline.windows(start, end, ctx.events_window, newest)
     # A bounded run (a backfill chunk) takes the oldest windows; `through` records how far it
-    # got, so an empty stretch of history still moves the next chunk forward.
-    wins = all_wins[: ctx.events_windows_per_run or None]
+    # got, so an empty stretch of history still moves the next chunk forward. It also takes
+    # up to as many again of the next windows the feed has read to the end already: their
+    # pages wait in memory either way, and each chunk is a dlt run of its own (~1 s).
+    per_run = ctx.events_windows_per_run
+    if per_run and feed is not None:
+        per_run += feed.read_ahead(all_wins[per_run:], per_run)
+    wins = all_wins[: per_run or None]
     last_end = wins[-1][1]
     marks["backlog_windows"] = len(all_wins) - len(wins)
 
@@ -177,6 +186,23 @@ def _one_walk(ctx: Context, ep: Endpoint, client: Any, cur: Cursor, low: str | N
     cur.commit()
     table_marks(ep.table).pop("through", None)
     table_marks(ep.table)["backlog_windows"] = 0
+
+
+def _probe_stream(client: GrowthOSClient, path: str,
+                  feed: EventFeed | None) -> tuple[dt.datetime | None, bool]:
+    """(the newest event, whether the API ignores `to`): two one-row requests, asked once per
+    chunked backfill. Its later runs reuse the first run's answer: each chunk asking again
+    cost two round trips between chunks, and a newest event that moved would plan the last
+    window differently, dropping what the feed had read ahead of it. Events newer than the
+    answer still land in the open-ended last window, and the caught-up run after the
+    backfill reads the tail from its mark."""
+    if feed is not None and feed.stream_probe is not None:
+        return feed.stream_probe
+    newest = timeline.newest(client, path)
+    ignored = newest is not None and timeline.ignores_to(client, path, newest)
+    if feed is not None:
+        feed.stream_probe = (newest, ignored)
+    return newest, ignored
 
 
 def _batches(ctx: Context, ep: Endpoint, arrow: ArrowPages, cur: Cursor,

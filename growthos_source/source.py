@@ -121,9 +121,10 @@ def growthos(
         X-RateLimit-* headers). workers: the most concurrent walks (child lists, event
         windows); how many run follows the plan's rate x the measured request time
         (http/concurrency.py), one budget for all resources.
-    events_window_days: size of the event-stream windows. events_windows_per_run: load at most
-        this many windows per run (a backfill chunk; `sync(..., backfill_windows=N)` loops
-        such runs until the stream is caught up).
+    events_window_days: size of the event-stream windows. events_windows_per_run: load this many
+        windows per run (a backfill chunk; `sync(..., backfill_windows=N)` loops such runs
+        until the stream is caught up), and up to as many again that the chunked backfill's
+        feed has already read to the end.
     timeout: seconds per request. max_attempts: tries per request on 429/5xx/timeouts/dropped
         connections/cut-off bodies; between tries a random wait of up to
         min(backoff_max, backoff_base * 2**(attempt-1)) seconds, or longer if Retry-After says so.
