@@ -19,8 +19,10 @@ from . import reconcile, rejects, replacements, timeline
 from .arrowize import ArrowPages, Batch
 from .columns import declared_types
 from .endpoints import Endpoint
+from .http import GrowthOSClient
 from .http.fanout import DONE, fan_out
 from .incremental import Cursor, iso_z, parse_ts
+from .prefetch import EventFeed
 from .readers import Context, Row, table_marks
 from .rereads import Reread
 from .splitting import Splitter, Window
@@ -74,14 +76,28 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
     if low is not None:
         start: dt.datetime | None = parse_ts(low)
-        newest = timeline.newest(client, ep.path)
-        if newest is not None and timeline.ignores_to(client, ep.path, newest):
+        newest, ignored = _probe_stream(client, ep.path, feed)
+        if ignored:
             start = None
     else:
-        bounds = timeline.history_bounds(client, ep.path, probes=ctx.workers)
+        newest = timeline.newest(client, ep.path)
+        if newest is None:
+            return
+        walks = ctx.walks(client)  # the first answer told the rate and the latency
+        if walks <= 1 and feed is None:
+            # One walk reads as fast as the key may (a low plan, a near API): no search for
+            # where history starts, no windows, no partial pages but the last.
+            yield from _one_walk(ctx, ep, client, cur, None, end, held)
+            return
+        # Where history starts only spreads the walks (an empty stretch below the first event
+        # costs no request), except for a chunked backfill, whose chunks are windows from it.
+        bounds = timeline.history_bounds(client, ep.path, probes=walks, newest=newest,
+                                         precision=0.0 if feed is not None else 1 / (2 * walks))
         if bounds is None:
             return
         start, newest = bounds
+        if feed is not None and start is not None:
+            feed.stream_probe = (newest, False)
     if start is None:
         # The API ignores `from`/`to`: every window would read the stream from its newest
         # event. One walk, newest first, down to the mark; the walk keeps [from, to) itself.
@@ -93,8 +109,13 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         return
     all_wins = timeline.windows(start, end, ctx.events_window, newest)
     # A bounded run (a backfill chunk) takes the oldest windows; `through` records how far it
-    # got, so an empty stretch of history still moves the next chunk forward.
-    wins = all_wins[: ctx.events_windows_per_run or None]
+    # got, so an empty stretch of history still moves the next chunk forward. It also takes
+    # up to as many again of the next windows the feed has read to the end already: their
+    # pages wait in memory either way, and each chunk is a dlt run of its own (~1 s).
+    per_run = ctx.events_windows_per_run
+    if per_run and feed is not None:
+        per_run += feed.read_ahead(all_wins[per_run:], per_run)
+    wins = all_wins[: per_run or None]
     last_end = wins[-1][1]
     marks["backlog_windows"] = len(all_wins) - len(wins)
 
@@ -109,15 +130,16 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     top = (newest or last_end or start) + dt.timedelta(milliseconds=1)
     if feed is not None:  # a chunked backfill: the feed reads ahead across runs
         pages: Iterator[list[Row]] = feed.pages(wins, all_wins[len(wins):], top, walk,
-                                                ctx.workers)
+                                                ctx.walks(client))
         splitter = None
     else:
         # Workers left without a window take half of the longest running walk (splitting.py).
         splitter = Splitter(walk, min_rows=SPLIT_MIN_PAGES * ctx.page_size)
+        n = ctx.walks(client)
         jobs = [(i, splitter.job(a, b, b or top))
-                for i, (a, b) in enumerate(timeline.merge_windows(wins, ctx.workers))]
-        pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more,
-                                              limit=client.concurrency_limit)
+                for i, (a, b) in enumerate(timeline.merge_windows(wins, n))]
+        pages = (rows for _, rows in fan_out(jobs, n, more=splitter.more,
+                                              places=client.places)
                  if rows is not DONE)
     minutes = Counter[str]() if caught_up else None
     yield from _batches(ctx, ep, arrow, cur, pages, held, minutes)
@@ -164,6 +186,23 @@ def _one_walk(ctx: Context, ep: Endpoint, client: Any, cur: Cursor, low: str | N
     cur.commit()
     table_marks(ep.table).pop("through", None)
     table_marks(ep.table)["backlog_windows"] = 0
+
+
+def _probe_stream(client: GrowthOSClient, path: str,
+                  feed: EventFeed | None) -> tuple[dt.datetime | None, bool]:
+    """(the newest event, whether the API ignores `to`): two one-row requests, asked once per
+    chunked backfill. Its later runs reuse the first run's answer: each chunk asking again
+    cost two round trips between chunks, and a newest event that moved would plan the last
+    window differently, dropping what the feed had read ahead of it. Events newer than the
+    answer still land in the open-ended last window, and the caught-up run after the
+    backfill reads the tail from its mark."""
+    if feed is not None and feed.stream_probe is not None:
+        return feed.stream_probe
+    newest = timeline.newest(client, path)
+    ignored = newest is not None and timeline.ignores_to(client, path, newest)
+    if feed is not None:
+        feed.stream_probe = (newest, ignored)
+    return newest, ignored
 
 
 def _batches(ctx: Context, ep: Endpoint, arrow: ArrowPages, cur: Cursor,

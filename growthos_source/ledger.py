@@ -116,6 +116,12 @@ class Recorder:
                 ops.restore_state(self.pipeline)
             except WarehouseError as e:  # the run itself reports the warehouse, loudly
                 logger.warning("state not restored before the run: %s", e)
+            else:
+                # dlt's first run() restores once more unless it did so itself (dlt 1.31 keeps
+                # that in `_state_restored`): a second connection and state query, for the
+                # state restored just now under this run's lock.
+                if hasattr(self.pipeline, "_state_restored"):
+                    self.pipeline._state_restored = True
         self.marks_before = {t: newest_mark(v) for t, v in source_marks(self.pipeline).items()}
 
     def loaded(self, info: LoadInfo | None) -> None:

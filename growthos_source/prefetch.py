@@ -93,6 +93,9 @@ class EventFeed:
         self._client: GrowthOSClient | None = None
         self._walk: WalkFactory | None = None
         self.splits = 0
+        # What the first run learnt of the stream, (newest event, API ignores `to`), for the
+        # later runs (event_stream._probe_stream).
+        self.stream_probe: tuple[dt.datetime | None, bool] | None = None
 
     def client(self, fallback: GrowthOSClient) -> GrowthOSClient:
         """The client every walk of the feed uses: the first run's."""
@@ -131,6 +134,18 @@ class EventFeed:
             for c in active:
                 c.active = False
                 self._chunks.pop(c.bounds, None)
+
+    def read_ahead(self, upcoming: list[Bounds], limit: int) -> int:
+        """How many of the first `limit` windows of `upcoming`, in order, have been read to
+        their end ahead of the run that will ask for them."""
+        with self._cond:
+            n = 0
+            for bounds in upcoming[:limit]:
+                c = self._chunks.get(bounds)
+                if c is None or c.cancelled or not c.finished:
+                    break
+                n += 1
+            return n
 
     def close(self) -> None:
         """Stop the workers (they finish their current request) and drop what was read ahead."""

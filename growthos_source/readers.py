@@ -94,6 +94,11 @@ class Context:
     # forget what they kept from the first attempt (see `fresh`).
     extracts: dict[str, object] = field(default_factory=dict)
 
+    def walks(self, client: GrowthOSClient | None = None) -> int:
+        """How many walks to run side by side now: what the rate and request times of
+        `client` (default: this run's) need (http/concurrency.py), at most `workers`."""
+        return max(1, min(self.workers, (client or self.client).concurrency_limit()))
+
 
 def fresh(ctx: Context, ep: Endpoint, run: dict[str, Any], tally: Tally | None = None) -> None:
     """Clear a transformer's per-run memory if this is a new extract of its parent walk."""
@@ -114,19 +119,22 @@ CONTACT_WINDOWS_PER_WORKER = 4
 PAGES_PER_WINDOW = 20
 
 
-def _window_plan(ctx: Context, shape: Any) -> tuple[int, tuple[dt.datetime, dt.datetime] | None]:
-    """How many created_at windows to walk /contacts in, and the stretch of creation history
-    an earlier walk saw (start, newest `created_at`), which spares the search for it."""
-    n = ctx.workers * CONTACT_WINDOWS_PER_WORKER
+def _window_plan(ctx: Context, shape: Any
+                 ) -> tuple[Callable[[], int], tuple[dt.datetime, dt.datetime] | None]:
+    """How many created_at windows to walk /contacts in (asked once the first request has
+    told the rate and latency), and the stretch of creation history an earlier walk saw
+    (start, newest `created_at`), which spares the search for it."""
+    def most() -> int:
+        return ctx.walks() * CONTACT_WINDOWS_PER_WORKER
     if not isinstance(shape, dict):
-        return n, None
+        return most, None
     try:
         rows = int(shape["rows"])
         known = (parse_ts(shape["from"]), parse_ts(shape["newest"] or shape["from"]))
     except (KeyError, TypeError, ValueError):
-        return n, None
+        return most, None
     pages = -(-rows // max(1, ctx.page_size))
-    return max(2, min(n, -(-pages // PAGES_PER_WINDOW))), known
+    return lambda: max(2, min(most(), -(-pages // PAGES_PER_WINDOW))), known
 
 
 def table_marks(table: str) -> dict[str, Any]:
@@ -159,17 +167,18 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     walks = [params]
     start: dt.datetime | None = None
     shape = table_marks(ep.table).get("windows") if ep.windowed else None
-    if ep.windowed and ctx.workers > 1:
-        n, known = _window_plan(ctx, shape)
-        walks, start = contact_windows(ctx.client, ep.path, params, n, probes=ctx.workers,
+    if ep.windowed and ctx.walks() > 1:
+        # The size is asked again after the first probe, which tells the rate and latency.
+        count, known = _window_plan(ctx, shape)
+        walks, start = contact_windows(ctx.client, ep.path, params, count, probes=ctx.walks,
                                        known=known)
 
     def job(p: dict[str, Any]) -> Callable[[], Iterator[tuple[list[Row], Any]]]:
         return lambda: walk(ctx.client, ep.path, p, page_size=ctx.page_size)
 
     newest = ""
-    for _, item in fan_out([(i, job(p)) for i, p in enumerate(walks)], ctx.workers,
-                           limit=ctx.client.concurrency_limit):
+    for _, item in fan_out([(i, job(p)) for i, p in enumerate(walks)], ctx.walks(),
+                           places=ctx.client.places):
         if item is DONE:
             continue
         # Adjacent windows overlap by a second (the filters' edges are not documented as
@@ -308,7 +317,7 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             if ep.cursor:
                 marks[pid] = Cursor(cursors, pid, ep.cursor, ctx.start_date, ctx.end_date)
             jobs.append((pid, job(parent)))
-        for job_key, rows in fan_out(jobs, ctx.workers, limit=ctx.client.concurrency_limit):
+        for job_key, rows in fan_out(jobs, ctx.walks(), places=ctx.client.places):
             key = str(job_key)
             if rows is DONE:
                 if key in marks:
@@ -360,8 +369,8 @@ def child_object(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Ro
             return run
 
         out = [obj for _, obj in fan_out([(p["id"], job(p)) for p in parents
-                                           if p.get("id") is not None], ctx.workers,
-                                   limit=ctx.client.concurrency_limit)
+                                           if p.get("id") is not None], ctx.walks(),
+                                   places=ctx.client.places)
                if obj is not DONE]
         yield from _checked(ctx, ep, out)
 
@@ -400,8 +409,8 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
         if "held" not in run:
             run["held"] = _held(ep.table, cur.field)
         changed = [c for c in valid if cur.accept(c) or _moved(cur, c, run["held"])]
-        out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.workers,
-                                       limit=ctx.client.concurrency_limit)
+        out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.walks(),
+                                       places=ctx.client.places)
                if p is not DONE]
         last = tally.page()
         yield from _checked(ctx, ep, shapes.conform(ep, out), "")
@@ -454,7 +463,7 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
     elif ctx.start_date:
         start = parse_ts(ctx.start_date).date()
     else:
-        bounds = timeline.history_bounds(ctx.client, "/analytics/events", probes=ctx.workers)
+        bounds = timeline.history_bounds(ctx.client, "/analytics/events", probes=ctx.walks())
         if bounds is None:
             return
         # Unknown start (the stream ignores its time filters): ask the query, which takes its

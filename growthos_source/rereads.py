@@ -71,7 +71,7 @@ class Reread:
 
         batch = Batch()
         for _, rows in fan_out([(i, job(lo, hi)) for i, (lo, hi) in enumerate(ranges)],
-                               self.ctx.workers, limit=self.client.concurrency_limit):
+                               self.ctx.walks(), places=self.client.places):
             if rows is DONE:
                 continue
             self.requests += 1

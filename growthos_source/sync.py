@@ -80,8 +80,9 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
     schema first (see `recovery.adopt_warehouse_columns`). Deletes noticed during the run are applied after its load (see deletes.py).
 
     With `backfill_windows=N` and a source *factory* (`lambda **kw: growthos(**kw)`), an event
-    stream that is behind is first loaded in chunks of N windows, each chunk its own load with
-    its own committed state: an interrupted backfill resumes at the first unfinished chunk.
+    stream that is behind is first loaded in chunks of N windows (up to 2N when the feed has
+    read the next ones already), each chunk its own load with its own committed state: an
+    interrupted backfill resumes at the first unfinished chunk.
     `progress` receives a `BackfillProgress` per chunk (windows done/total, rows/s, ETA; its
     str() is one line, so `progress=print` works).
 
@@ -261,7 +262,7 @@ def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
                      fmt: TLoaderFileFormat, rows: dict[str, int],
                      progress: Callable[[BackfillProgress], None] | None, feed: EventFeed,
                      table_format: TTableFormat | None, rec: ledger.Recorder) -> None:
-    done, loaded, started = 0, 0, time.monotonic()
+    done, loaded, started, before = 0, 0, time.monotonic(), None
     while True:
         info = pipeline.run(factory(events_windows_per_run=windows, events_feed=feed)
                             .with_resources("events"), loader_file_format=fmt,
@@ -272,7 +273,9 @@ def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
             rows[t] = rows.get(t, 0) + n
         loaded += chunk.get("events", 0)
         backlog = _events_backlog(pipeline) or 0
-        done += windows if backlog else 0
+        # The first chunk takes `windows`; a later one may take more (read ahead already).
+        done += windows if before is None else before - backlog
+        before = backlog
         total = done + backlog
         elapsed = time.monotonic() - started
         rate = loaded / elapsed if elapsed else 0.0

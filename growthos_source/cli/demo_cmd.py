@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 import dlt
 import duckdb
 import httpx
 
-from growthos_sim import DEFAULT_KEY, SimServer
-from growthos_sim.activity import SentDay, send_day
-from growthos_sim.mutate import default_day
-
 from .. import growthos, sync
 from . import common
 from .progress import dlt_collector
+
+if TYPE_CHECKING:  # only the demo needs the local server; other commands never import it
+    from growthos_sim import SimServer
+    from growthos_sim.activity import SentDay
 
 # Not growthos.duckdb: DuckDB cannot bind `growthos.<table>` when the catalog (file) and the
 # dataset share a name.
@@ -31,6 +32,9 @@ GROUP BY s.name ORDER BY responses DESC"""
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # Only the demo needs the local server: every other command starts without importing it.
+    from growthos_sim import DEFAULT_KEY, SimServer
+
     print(f"Starting the local GrowthOS server (seed 7, {args.contacts:,} contacts, "
           f"{args.events:,} events)...")
     with SimServer(seed=7, contacts=args.contacts, events=args.events) as sim:
@@ -74,6 +78,9 @@ def _one_day(sim: SimServer) -> SentDay:
     """A day of activity: contacts, surveys, referrals... changed by the server's `/_sim/mutate`
     (an ordinary day, without its events), and the day's events sent by a client through the
     Ingest API, some of them late (a `timestamp` 3 s to 5 days in the past), then processed."""
+    from growthos_sim.activity import send_day
+    from growthos_sim.mutate import default_day
+
     plan = {t: a for t, a in default_day(sim.world, 1).items() if t != "events"}
     httpx.post(f"{sim.url}/_sim/mutate", json={"advance": "1d", **plan},
                timeout=60).raise_for_status()
