@@ -20,7 +20,7 @@ from .arrowize import ArrowPages, Batch
 from .columns import declared_types
 from .endpoints import Endpoint
 from .http import GrowthOSClient
-from .http.fanout import DONE, fan_out
+from .http.fanout import DONE, fan_out, read_ahead
 from .incremental import Cursor, iso_z, parse_ts
 from .prefetch import EventFeed
 from .readers import Context, Row, table_marks
@@ -175,13 +175,17 @@ def _arrow(ep: Endpoint) -> ArrowPages:
 def _one_walk(ctx: Context, ep: Endpoint, client: Any, cur: Cursor, low: str | None,
               end: dt.datetime | None, held: set[str]) -> Iterator[Any]:
     """The whole stream (or what is newer than `low`) as one walk: for an API that ignores the
-    time filters. Each event is read once; the mark moves as usual."""
+    time filters, or when one walk reads as fast as the key may. Each event is read once; the
+    mark moves as usual."""
     params: dict[str, Any] = {}
     if low is not None:
         params["from"] = iso_z(parse_ts(low))
     if end is not None:
         params["to"] = iso_z(end)
-    pages = walk_events(client, ep.path, params, page_size=ctx.page_size)
+    # The walk runs on its own thread: its next request goes out while this one's rows are
+    # checked and turned into arrow tables.
+    pages = read_ahead(lambda: walk_events(client, ep.path, params, page_size=ctx.page_size),
+                       client.places)
     yield from _batches(ctx, ep, _arrow(ep), cur, pages, held)
     cur.commit()
     table_marks(ep.table).pop("through", None)

@@ -15,7 +15,7 @@ import pytest
 
 from growthos_source.http import GrowthOSClient
 from growthos_source.http.concurrency import ConcurrencyLimit, Places, walks_needed
-from growthos_source.http.fanout import DONE, fan_out
+from growthos_source.http.fanout import DONE, fan_out, read_ahead
 
 
 def feed(limit: ConcurrencyLimit, latency: float, times: int) -> None:
@@ -221,3 +221,29 @@ def test_a_fan_out_nobody_reads_from_holds_no_places() -> None:
     assert other == sorted(f"{n}{i}" for n in "cd" for i in range(50))
     rest = [item for _, item in stalled if item is not DONE]
     assert len(rest) + 1 == 2000 and first[1] == 0
+
+
+@pytest.mark.timeout(60)
+def test_read_ahead_yields_one_jobs_items_in_order_from_another_thread() -> None:
+    threads: set[str] = set()
+
+    def job() -> Iterator[int]:
+        for i in range(100):
+            threads.add(threading.current_thread().name)
+            yield i
+
+    places = Places(lambda: 1)
+    assert list(read_ahead(job, places)) == list(range(100))
+    assert threading.current_thread().name not in threads and places.taken == 0
+
+
+@pytest.mark.timeout(60)
+def test_read_ahead_hands_on_the_jobs_error() -> None:
+    def job() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("the walk failed")
+
+    items = read_ahead(job)
+    assert next(items) == 1
+    with pytest.raises(RuntimeError, match="the walk failed"):
+        next(items)

@@ -121,3 +121,11 @@ def fan_out(jobs: Iterable[Job], workers: int,
                 q.get(timeout=0.05)
             except queue.Empty:
                 pass
+
+
+def read_ahead(job: Callable[[], Iterable[T]], places: Places | None = None) -> Iterator[T]:
+    """The items of one job, produced on a worker thread while the caller handles the previous
+    ones: a single walk then waits for neither the caller's work nor its own requests' gaps."""
+    for _, item in fan_out([(0, job)], 2, more=lambda: None, places=places):
+        if item is not DONE:
+            yield item
