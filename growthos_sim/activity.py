@@ -37,6 +37,7 @@ class SentDay:
     stitched: int = 0  # anonymous visitors identified (identify with both ids)
     aliases: int = 0
     message_ids: list[str] = field(default_factory=list)
+    late_message_ids: list[str] = field(default_factory=list)  # the late ones among them
     user_ids: list[str] = field(default_factory=list)
 
 
@@ -94,8 +95,9 @@ def send_day(base_url: str, write_key: str = DEFAULT_WRITE_KEY, *, users: int = 
         for age, n in late.items():
             ts = iso_ms(now - parse_duration_ms(age))
             for _ in range(n):
-                message({"type": "track", "user_id": rng.choice(sent.user_ids),
-                         "event": "offline_action", "timestamp": ts})
+                item = message({"type": "track", "user_id": rng.choice(sent.user_ids),
+                                "event": "offline_action", "timestamp": ts})
+                sent.late_message_ids.append(item["message_id"])
             sent.late[age] = sent.late.get(age, 0) + n
         for anon in visitors[:stitch]:  # the visitor logs in: both ids, stitched
             message({"type": "identify", "user_id": rng.choice(sent.user_ids),

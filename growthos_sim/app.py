@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Self
 
 from .api.ingest import DEFAULT_WRITE_KEY, IngestApi
 from .control import Control
@@ -59,7 +59,7 @@ class SimServer:
         self._httpd: Any = None
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> SimServer:
+    def start(self) -> Self:
         self._httpd, self._thread = serve(self, self.host, self.port)
         self.port = self._httpd.server_address[1]
         return self
@@ -70,7 +70,7 @@ class SimServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -88,7 +88,10 @@ def _check_events_option(option: str, value: object) -> None:
             raise ValueError("events.via_ingest must be true or false")
         return
     if not isinstance(value, dict):
-        raise ValueError('events.late takes an object of age -> count, e.g. {"1h": 50, "5d": 20}')
+        # A bad request body, not a programming error: the control handler answers ValueError
+        # with 400, so TypeError would turn the user's mistake into a 500.
+        raise ValueError(  # noqa: TRY004
+            'events.late takes an object of age -> count, e.g. {"1h": 50, "5d": 20}')
     for age, count in value.items():
         try:
             age_ms = parse_duration_ms(str(age))
@@ -116,7 +119,7 @@ class Mutator:
         for table, actions in plan.items():
             # Check the whole request first: a bad entry must not leave a burst half-applied.
             if not isinstance(actions, dict):
-                raise ValueError(f"{table} takes an object of action counts, e.g. "
+                raise ValueError(f"{table} takes an object of action counts, e.g. "  # noqa: TRY004
                                  '{"create": 10}')
             for action, count in actions.items():
                 if table == "events" and action in ("late", "via_ingest"):

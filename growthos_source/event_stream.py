@@ -59,7 +59,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         and marks.get("through") is None
     session = replacements.current()
     # Lookback, reconciliation and re-attribution need the warehouse that sync() opened.
-    caught_up = caught_up and session is not None and session.client is not None
+    caught_up = caught_up and session is not None and session.backend is not None
     if caught_up and session is not None and session.reattribute_only:
         rr = Reread(ctx, ep, client, arrow, None)
         yield from rr.reattribute(marks)
@@ -85,7 +85,19 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         elif from_start_date and start is not None and newest is not None:
             start = timeline.history_start(client, ep.path, start, newest, probes=ctx.workers)
     else:
-        bounds = timeline.history_bounds(client, ep.path, probes=ctx.workers)
+        newest = timeline.newest(client, ep.path)
+        if newest is None:
+            return
+        walks = ctx.walks(client)  # the first answer told the rate and the latency
+        if walks <= 1 and feed is None:
+            # One walk reads as fast as the key may (a low plan, a near API): no search for
+            # where history starts, no windows, no partial pages but the last.
+            yield from _one_walk(ctx, ep, client, cur, None, end, held)
+            return
+        # Where history starts only spreads the walks (an empty stretch below the first event
+        # costs no request), except for a chunked backfill, whose chunks are windows from it.
+        bounds = timeline.history_bounds(client, ep.path, probes=walks, newest=newest,
+                                         precision=0.0 if feed is not None else 1 / (2 * walks))
         if bounds is None:
             return
         start, newest = bounds
@@ -123,15 +135,16 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     top = (newest or last_end or start) + dt.timedelta(milliseconds=1)
     if feed is not None:  # a chunked backfill: the feed reads ahead across runs
         pages: Iterator[list[Row]] = feed.pages(wins, all_wins[len(wins):], top, walk,
-                                                ctx.workers)
+                                                ctx.walks(client))
         splitter = None
     else:
         # Workers left without a window take half of the longest running walk (splitting.py).
         splitter = Splitter(walk, min_rows=SPLIT_MIN_PAGES * ctx.page_size)
+        n = ctx.walks(client)
         jobs = [(i, splitter.job(a, b, b or top))
-                for i, (a, b) in enumerate(timeline.merge_windows(wins, ctx.workers))]
-        pages = (rows for _, rows in fan_out(jobs, ctx.workers, more=splitter.more,
-                                              limit=client.concurrency_limit)
+                for i, (a, b) in enumerate(timeline.merge_windows(wins, n))]
+        pages = (rows for _, rows in fan_out(jobs, n, more=splitter.more,
+                                              places=client.places)
                  if rows is not DONE)
     minutes = Counter[str]() if caught_up else None
     yield from _batches(ctx, ep, arrow, cur, pages, held, minutes)
@@ -140,7 +153,8 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         if ctx.events_reconcile:
             # The project's zone is asked once (GET /settings), only when some day differs.
             yield from rr.reconcile(minutes, ctx.project_timezone
-                                    or marks.get("project_timezone"))
+                                    or marks.get("project_timezone"),
+                                    (marks.get("report") or {}).get("timezone"))
             if "project_timezone" in rr.report:
                 marks["project_timezone"] = rr.report["project_timezone"] or "UTC"
         yield from rr.reattribute(marks)

@@ -27,6 +27,7 @@ from dlt.common.schema.typing import TTableSchemaColumns
 
 from . import tally
 from .rejects import REJECTS_TABLE
+from .warehouse import WarehouseError, ops
 
 logger = logging.getLogger("growthos_source")
 
@@ -112,9 +113,9 @@ class Recorder:
             # A runner that starts empty: dlt would restore the state from the warehouse at
             # the start of the run; restore it now so the marks before are the real ones.
             try:
-                self.pipeline.sync_destination()
-            except Exception as e:  # noqa: BLE001  the run itself will report the warehouse
-                logger.info("state not restored before the run: %s", e)
+                ops.restore_state(self.pipeline)
+            except WarehouseError as e:  # the run itself reports the warehouse, loudly
+                logger.warning("state not restored before the run: %s", e)
             else:
                 # dlt's first run() restores once more unless it did so itself (dlt 1.31 keeps
                 # that in `_state_restored`): a second connection and state query, for the
@@ -180,17 +181,16 @@ class Recorder:
         """Rejects per table in this run's loads (`_growthos_rejects` names the table)."""
         if not self.rows.get(REJECTS_TABLE) or not self.load_ids:
             return {}
+        ids: dict[str, Any] = {f"l{i}": v for i, v in enumerate(self.load_ids)}
         try:
-            with self.pipeline.sql_client() as c:
-                name = c.make_qualified_table_name(REJECTS_TABLE)
-                marks = ", ".join(["%s"] * len(self.load_ids))
-                rows = c.execute_sql(f"SELECT table_name, COUNT(*) FROM {name} WHERE "
-                                     f"_dlt_load_id IN ({marks}) GROUP BY table_name",
-                                     *self.load_ids)
-            return {str(t): int(n) for t, n in rows or []}
-        except Exception as e:  # noqa: BLE001  e.g. a destination without SQL
-            logger.info("rejects per table not counted: %s", e)
+            rows = ops.read(self.pipeline, f"SELECT table_name, COUNT(*) FROM "
+                            f"{{{REJECTS_TABLE}}} WHERE _dlt_load_id IN "
+                            f"({', '.join('{' + k + '}' for k in ids)}) GROUP BY table_name",
+                            REJECTS_TABLE, **ids)
+        except WarehouseError as e:  # the ledger row says 0; the warning says why
+            logger.warning("rejects per table not counted for the run ledger: %s", e)
             return {}
+        return {str(t): int(n) for t, n in rows or []}
 
 
 def _pending_path(pipeline: dlt.Pipeline) -> Path:

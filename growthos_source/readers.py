@@ -19,7 +19,7 @@ from .endpoints import Endpoint, root_table
 from .errors import MalformedResponseError, NotFoundError, ScopeError
 from .http import GrowthOSClient, quote_path_segment
 from .http.fanout import DONE, fan_out
-from .incremental import Cursor, parse_ts, ts_key
+from .incremental import Cursor, iso_z, parse_ts, ts_key
 from .prefetch import EventFeed
 from .timeline import contact_windows
 from .walks import walk
@@ -94,6 +94,11 @@ class Context:
     # forget what they kept from the first attempt (see `fresh`).
     extracts: dict[str, object] = field(default_factory=dict)
 
+    def walks(self, client: GrowthOSClient | None = None) -> int:
+        """How many walks to run side by side now: what the rate and request times of
+        `client` (default: this run's) need (http/concurrency.py), at most `workers`."""
+        return max(1, min(self.workers, (client or self.client).concurrency_limit()))
+
 
 def fresh(ctx: Context, ep: Endpoint, run: dict[str, Any], tally: Tally | None = None) -> None:
     """Clear a transformer's per-run memory if this is a new extract of its parent walk."""
@@ -108,6 +113,28 @@ def fresh(ctx: Context, ep: Endpoint, run: dict[str, Any], tally: Tally | None =
 # /contacts is walked in created_at windows, this many per worker: a window's walk is one cursor
 # chain (~18 pages/s at 50 ms), and many small windows keep the end of the walk short.
 CONTACT_WINDOWS_PER_WORKER = 4
+# Once an earlier walk told the list's size, windows of about this many pages: each window
+# costs about one request more than its share of the list (its last, partial page), so many
+# small windows cost up to a third more requests on a nightly run for little time.
+PAGES_PER_WINDOW = 20
+
+
+def _window_plan(ctx: Context, shape: Any
+                 ) -> tuple[Callable[[], int], tuple[dt.datetime, dt.datetime] | None]:
+    """How many created_at windows to walk /contacts in (asked once the first request has
+    told the rate and latency), and the stretch of creation history an earlier walk saw
+    (start, newest `created_at`), which spares the search for it."""
+    def most() -> int:
+        return ctx.walks() * CONTACT_WINDOWS_PER_WORKER
+    if not isinstance(shape, dict):
+        return most, None
+    try:
+        rows = int(shape["rows"])
+        known = (parse_ts(shape["from"]), parse_ts(shape["newest"] or shape["from"]))
+    except (KeyError, TypeError, ValueError):
+        return most, None
+    pages = -(-rows // max(1, ctx.page_size))
+    return lambda: max(2, min(most(), -(-pages // PAGES_PER_WINDOW))), known
 
 
 def table_marks(table: str) -> dict[str, Any]:
@@ -138,15 +165,20 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     seen: set[str] = set()
     pages = 0
     walks = [params]
-    if ep.windowed and ctx.workers > 1:
-        walks = contact_windows(ctx.client, ep.path, params,
-                                ctx.workers * CONTACT_WINDOWS_PER_WORKER, probes=ctx.workers)
+    start: dt.datetime | None = None
+    shape = table_marks(ep.table).get("windows") if ep.windowed else None
+    if ep.windowed and ctx.walks() > 1:
+        # The size is asked again after the first probe, which tells the rate and latency.
+        count, known = _window_plan(ctx, shape)
+        walks, start = contact_windows(ctx.client, ep.path, params, count, probes=ctx.walks,
+                                       known=known)
 
     def job(p: dict[str, Any]) -> Callable[[], Iterator[tuple[list[Row], Any]]]:
         return lambda: walk(ctx.client, ep.path, p, page_size=ctx.page_size)
 
-    for _, item in fan_out([(i, job(p)) for i, p in enumerate(walks)], ctx.workers,
-                           limit=ctx.client.concurrency_limit):
+    newest = ""
+    for _, item in fan_out([(i, job(p)) for i, p in enumerate(walks)], ctx.walks(),
+                           places=ctx.client.places):
         if item is DONE:
             continue
         # Adjacent windows overlap by a second (the filters' edges are not documented as
@@ -155,7 +187,14 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         seen.update(str(r["id"]) for r in rows if r.get("id") is not None)
         if rows:
             pages += 1
+            if ep.windowed:
+                newest = max([newest, *(str(r["created_at"]) for r in rows
+                                        if isinstance(r.get("created_at"), str))])
             yield rows
+    if ep.windowed and whole and (start is not None or shape):
+        first = iso_z(start) if start is not None else str((shape or {}).get("from"))
+        table_marks(ep.table)["windows"] = {"from": first, "newest": newest or None,
+                                             "rows": len(seen)}
     yield WalkComplete(ep.table, seen, whole, pages,
                        requires="created_at" if len(walks) > 1 else None)
 
@@ -278,7 +317,7 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             if ep.cursor:
                 marks[pid] = Cursor(cursors, pid, ep.cursor, ctx.start_date, ctx.end_date)
             jobs.append((pid, job(parent)))
-        for job_key, rows in fan_out(jobs, ctx.workers, limit=ctx.client.concurrency_limit):
+        for job_key, rows in fan_out(jobs, ctx.walks(), places=ctx.client.places):
             key = str(job_key)
             if rows is DONE:
                 if key in marks:
@@ -330,8 +369,8 @@ def child_object(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Ro
             return run
 
         out = [obj for _, obj in fan_out([(p["id"], job(p)) for p in parents
-                                           if p.get("id") is not None], ctx.workers,
-                                   limit=ctx.client.concurrency_limit)
+                                           if p.get("id") is not None], ctx.walks(),
+                                   places=ctx.client.places)
                if obj is not DONE]
         yield from _checked(ctx, ep, out)
 
@@ -370,8 +409,8 @@ def profiles(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]
         if "held" not in run:
             run["held"] = _held(ep.table, cur.field)
         changed = [c for c in valid if cur.accept(c) or _moved(cur, c, run["held"])]
-        out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.workers,
-                                       limit=ctx.client.concurrency_limit)
+        out = [p for _, p in fan_out([(c["id"], fetch(c)) for c in changed], ctx.walks(),
+                                       places=ctx.client.places)
                if p is not DONE]
         last = tally.page()
         yield from _checked(ctx, ep, shapes.conform(ep, out), "")
@@ -424,7 +463,7 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
     elif ctx.start_date:
         start = parse_ts(ctx.start_date).date()
     else:
-        bounds = timeline.history_bounds(ctx.client, "/analytics/events", probes=ctx.workers)
+        bounds = timeline.history_bounds(ctx.client, "/analytics/events", probes=ctx.walks())
         if bounds is None:
             return
         # Unknown start (the stream ignores its time filters): ask the query, which takes its
@@ -437,6 +476,10 @@ def read_daily_counts(ctx: Context, ep: Endpoint) -> Iterator[list[Row]]:
         else today + dt.timedelta(days=1)
     newest = last
     probe = _newest_event(ctx)
+    if probe is not None and not ctx.end_date:
+        # Nothing is counted after the newest event (the day after it: days in a zone east of
+        # UTC); a clock ahead of the API's would only ask for empty days.
+        end = min(end, dt.date.fromisoformat(probe[0]) + dt.timedelta(days=1))
     a = start
     while a <= end:
         b = min(end, a + dt.timedelta(days=365))

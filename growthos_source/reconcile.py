@@ -20,12 +20,12 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .http import GrowthOSClient
-from .replacements import EVENTS_TABLE, current, running_sql
+from .replacements import EVENTS_TABLE, current, running_backend
+from .warehouse import stream
 
 logger = logging.getLogger("growthos_source")
 
@@ -35,9 +35,6 @@ UTC = dt.timezone.utc
 # a year is what the documented example's range suggests is ordinary).
 QUERY_DAYS = 366
 COUNT_PATH = "/analytics/query"
-# Load ids compared as numbers (as text they would depend on collation); DECIMAL is accepted
-# by every SQL destination (PostgreSQL has no DOUBLE).
-_LOAD_ID = "CAST({} AS DECIMAL(24, 9))"
 
 
 def bucket_of(stamp: str) -> int:
@@ -88,35 +85,22 @@ def day_bounds(day: str, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
 
 
 def warehouse_buckets() -> Counter[int] | None:
-    """Rows of `events` per 15-minute bucket, or None when the warehouse cannot be read
-    (first run: nothing to compare)."""
-    with running_sql() as c:
-        if c is None:
+    """Rows of `events` per 15-minute bucket; None when `sync()` opened no warehouse or
+    `events` was never loaded (nothing to compare). A warehouse that cannot be read raises
+    WarehouseError."""
+    with running_backend() as b:
+        if b is None:
             return None
-        try:
-            ts = c.escape_column_name("timestamp")
-            rows = c.execute_sql(
-                f"SELECT FLOOR(EXTRACT(EPOCH FROM {ts}) / {BUCKET_SECONDS}), COUNT(*) "
-                f"FROM {c.make_qualified_table_name(EVENTS_TABLE)} GROUP BY 1")
-        except Exception as exc:  # noqa: BLE001  (table not created yet)
-            logger.debug("cannot count events in the warehouse: %s", exc)
-            return None
-    return Counter({int(b): int(n) for b, n in rows or () if b is not None})
+        return stream.bucket_counts(b, EVENTS_TABLE, "timestamp", BUCKET_SECONDS)
 
 
 def warehouse_ids_since(since: dt.datetime) -> set[str] | None:
-    """Ids of the warehouse's events at or after `since` (None if it cannot be read)."""
-    with running_sql() as c:
-        if c is None:
+    """Ids of the warehouse's events at or after `since` (None: no warehouse opened, or
+    `events` never loaded)."""
+    with running_backend() as b:
+        if b is None:
             return None
-        try:
-            rows = c.execute_sql(
-                f"SELECT id FROM {c.make_qualified_table_name(EVENTS_TABLE)} "
-                f"WHERE {c.escape_column_name('timestamp')} >= %s", since)
-        except Exception as exc:  # noqa: BLE001  (table not created yet)
-            logger.debug("cannot read event ids from the warehouse: %s", exc)
-            return None
-    return {str(r[0]) for r in rows or ()}
+        return stream.ids_since(b, EVENTS_TABLE, "timestamp", since)
 
 
 def api_day_counts(client: GrowthOSClient, first: dt.date, last: dt.date) -> dict[str, int]:
@@ -166,9 +150,9 @@ def contact_changes(after_load: str | None) -> tuple[list[str], list[str], str |
     contact's current external id) from the warehouse, for contact changes loaded after load id
     `after_load`, and the newest such load id. None when the warehouse holds no events and
     contacts with the columns this needs (`events.contact_id`, `events.user_id`)."""
-    with running_sql() as c:
+    with running_backend() as b:
         s = current()
-        if c is None or s is None:
+        if b is None or s is None:
             return None
         tables = s.tables
         cols = {t: set(tables.get(t, {}).get("columns", {})) for t in ("events", "contacts")}
@@ -177,61 +161,27 @@ def contact_changes(after_load: str | None) -> tuple[list[str], list[str], str |
         # The contact's external id: `external_id` in the docs' examples, `user_id` in their
         # OpenAPI skeleton.
         ext = next((n for n in ("external_id", "user_id") if n in cols["contacts"]), None)
-        try:
-            return _contact_changes(c, after_load, ext, "_growthos_deletions" in tables)
-        except Exception as exc:  # noqa: BLE001  (tables not created in the warehouse yet)
-            logger.debug("cannot read contact changes from the warehouse: %s", exc)
-            return None
-
-
-def _contact_changes(c: Any, after: str | None, ext: str | None, deletions: bool,
-                     ) -> tuple[list[str], list[str], str | None]:
-    q, ts = c.make_qualified_table_name, c.escape_column_name("timestamp")
-    e, con, log = q(EVENTS_TABLE), q("contacts"), q("_growthos_deletions")
-    tops = [f"SELECT MAX({_LOAD_ID.format('_dlt_load_id')}) FROM {con}"]
-    if deletions:
-        tops.append(f"SELECT MAX({_LOAD_ID.format('_dlt_load_id')}) FROM {log}")
-    values = [Decimal(str(r[0])) for sql in tops for r in c.execute_sql(sql) or ()
-              if r[0] is not None]
-    top = str(max(values)) if values else None
-    if after is None:  # the first check: the events just loaded are attributed as they are
-        return [], [], top
-    bound = after
-    vanished: list[str] = []
-    if deletions:
-        rows = c.execute_sql(
-            f"SELECT DISTINCT d.record_id FROM {log} d WHERE d.table_name = 'contacts' AND "
-            f"{_LOAD_ID.format('d._dlt_load_id')} > {_LOAD_ID.format('%s')} AND EXISTS "
-            f"(SELECT 1 FROM {e} WHERE {e}.contact_id = d.record_id)", bound)
-        vanished = [str(r[0]) for r in rows or ()]
-    stamps: list[str] = []
-    if ext is not None:
-        stale = c.execute_sql(
-            f"SELECT DISTINCT {e}.{ts} FROM {e} JOIN {con} k ON k.id = {e}.contact_id "
-            f"WHERE {_LOAD_ID.format('k._dlt_load_id')} > {_LOAD_ID.format('%s')} "
-            f"AND k._deleted_at IS NULL "
-            f"AND {e}.user_id IS DISTINCT FROM k.{c.escape_column_name(ext)}", bound)
-        stamps = [_iso(r[0]) for r in stale or ()]
-    return vanished, stamps, top
+        log = "_growthos_deletions" if "_growthos_deletions" in tables else None
+        top = stream.newest_load(b, ["contacts", *([log] if log else [])])
+        if after_load is None:  # the first check: the events just loaded are attributed as is
+            return [], [], top
+        vanished = (stream.vanished_with_events(b, log, EVENTS_TABLE, "contacts", after_load)
+                    if log else [])
+        stamps = ([_iso(v) for v in stream.stale_attribution(
+            b, EVENTS_TABLE, "contacts", "timestamp", ext, after_load)]
+            if ext is not None else [])
+        return vanished, stamps, top
 
 
 def event_stamps_of(contact_ids: list[str]) -> dict[str, list[str]]:
     """contact id -> timestamps of the warehouse's events of that contact."""
     if not contact_ids:
         return {}
-    out: dict[str, list[str]] = {}
-    with running_sql() as c:
-        if c is None:
+    with running_backend() as b:
+        if b is None:
             return {}
-        q, ts = c.make_qualified_table_name, c.escape_column_name("timestamp")
-        for i in range(0, len(contact_ids), 500):
-            part = contact_ids[i:i + 500]
-            marks = ", ".join(["%s"] * len(part))
-            rows = c.execute_sql(f"SELECT contact_id, {ts} FROM {q(EVENTS_TABLE)} "
-                                 f"WHERE contact_id IN ({marks})", *part)
-            for cid, t in rows or ():
-                out.setdefault(str(cid), []).append(_iso(t))
-    return out
+        found = stream.values_by_key(b, EVENTS_TABLE, "contact_id", contact_ids, "timestamp")
+    return {cid: [_iso(t) for t in stamps] for cid, stamps in found.items()}
 
 
 def _iso(value: Any) -> str:
@@ -240,22 +190,3 @@ def _iso(value: Any) -> str:
         d = d.astimezone(UTC)
         return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
     return str(value)
-
-
-def instant_windows(stamps: Iterable[str], span: dt.timedelta,
-                    ) -> list[tuple[dt.datetime, dt.datetime]]:
-    """[lo, hi) windows covering every instant of `stamps` (1 ms each). An instant joins the
-    previous window while the window stays shorter than `span` (the time that holds about a
-    page of events): a window costs a request however few events it holds, so instants
-    within a page's reach share one, and a window never grows past the page it costs."""
-    from .incremental import parse_ts
-
-    points = sorted({parse_ts(s) for s in stamps})
-    out: list[tuple[dt.datetime, dt.datetime]] = []
-    one = dt.timedelta(milliseconds=1)
-    for p in points:
-        if out and p - out[-1][0] < span:
-            out[-1] = (out[-1][0], p + one)
-        else:
-            out.append((p, p + one))
-    return out

@@ -44,6 +44,12 @@ def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
     it builds its columns)."""
     cursor_field = cursor_field if cursor_field is not None else ep.cursor
     rows = rows if isinstance(rows, list) else list(rows)
+    aside: list[Row] = []
+    if _ASIDE.get(ep.table):
+        rows, aside = _set_aside(ep, rows, noticed_at, cursor_field)
+    if aside:
+        loadable, rejected = check(ep, rows, noticed_at, cursor_field, rename_keys)
+        return loadable, rejected + aside
     if keys_present(ep, rows) and (
             not cursor_field or uniform_ms([r.get(cursor_field) for r in rows])):
         # Nearly every page is plainly good: no row of it can be a reject.
@@ -66,6 +72,47 @@ def check(ep: Endpoint, rows: Iterable[Row], noticed_at: str,
     if rename_keys:
         values.guard_for(ep.table).rows(good)
     return good, bad
+
+
+# table -> {record id -> {"version": cursor value or None, "reason": ...}}: records the
+# warehouse refused, set aside by `growthos-sync reset --pending` (warehouse/refusals.py).
+_ASIDE: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def use_set_aside(entries: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """The set-aside records of the pipeline about to run (replaces any earlier ones)."""
+    _ASIDE.clear()
+    _ASIDE.update(entries)
+
+
+def _set_aside(ep: Endpoint, rows: list[Row], noticed_at: str, cursor_field: str | None,
+               ) -> tuple[list[Row], list[Row]]:
+    """(rows to check as usual, rejects of the set-aside records still at the refused
+    version)."""
+    entries = _ASIDE[ep.table]
+    keep: list[Row] = []
+    out: list[Row] = []
+    for row in rows:
+        rid = row.get(ep.primary_key[-1]) if isinstance(row, dict) else None
+        entry = entries.get(str(rid)) if rid is not None else None
+        if entry is not None and _same_version(entry.get("version"),
+                                               row.get(cursor_field) if cursor_field else None):
+            reason = f"refused by the warehouse, set aside: {entry.get('reason')}"
+            out.append(reject_row(ep.table, rid, reason, row, noticed_at))
+            logger.warning("%s: record %s not loaded: %s (kept in %s)", ep.table, rid, reason,
+                           REJECTS_TABLE)
+        else:
+            keep.append(row)
+    return keep, out
+
+
+def _same_version(refused: Any, now: Any) -> bool:
+    if refused is None or now is None:
+        return refused is None
+    try:
+        return bool(ts_key(refused) == ts_key(now))
+    except (TypeError, ValueError):
+        return str(refused) == str(now)
 
 
 def reject_row(table: str, rid: Any, reason: str, record: Any, noticed_at: str) -> Row:

@@ -11,9 +11,8 @@ run's copy. `apply()` is idempotent (it only deletes rows older than the log row
 run killed between load and apply is finished by the next `sync()`, which applies before it
 reads anything.
 
-The SQL is plain (comparisons, EXISTS, DELETE) and runs on DuckDB and PostgreSQL. The
-filesystem (Delta) destination gets no session: no re-reads happen there, so nothing needs
-replacing (docs/events.md).
+The warehouse side (the reads during extract, the replacement) is `warehouse/stream.py`, the
+same on SQL warehouses and Delta tables.
 """
 
 from __future__ import annotations
@@ -21,13 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
 
-from .warehouse import ops
+from .warehouse import stream
+from .warehouse.backends import Backend
 
 logger = logging.getLogger("growthos_source")
 
@@ -39,12 +39,12 @@ EVENTS_TABLE = "events"
 class Session:
     """The warehouse as the event reader may read it during one `sync()` run.
 
-    The reader runs in dlt's extract thread pool; creating a SQL client there resolves dlt's
-    configuration, whose injected contexts are not thread-safe (the main thread's extract
-    found them mangled). So `sync()` opens the client on the main thread before the run and
-    the reader only executes queries on it, one at a time."""
+    The reader runs in dlt's extract thread pool; opening a destination client there resolves
+    dlt's configuration, whose injected contexts are not thread-safe (the main thread's extract
+    found them mangled). So `sync()` opens the warehouse on the main thread before the run
+    (`stream.open_reader`) and the reader only queries it, one query at a time."""
 
-    client: Any | None
+    backend: Backend | None
     tables: dict[str, Any]
     reattribute_only: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,30 +53,30 @@ class Session:
 _SESSIONS: dict[str, Session] = {}
 
 
+# The tables the event reader reads during extract.
+READ_TABLES = (EVENTS_TABLE, "contacts", "_growthos_deletions")
+
+
 @contextmanager
 def session(pipeline: dlt.Pipeline, reattribute_only: bool = False) -> Iterator[Session]:
-    """Open the warehouse for the event reader of `pipeline`'s next run (see `Session`)."""
+    """Open the warehouse for the event reader of `pipeline`'s next run (see `Session`).
+    Before the first load of `events` there is nothing to read (the session has no backend);
+    a warehouse that cannot be opened raises WarehouseError."""
     tables: dict[str, Any] = (pipeline.default_schema.tables if pipeline.default_schema_name
                               else {})
     ready = EVENTS_TABLE in tables and pipeline.destination is not None
-    if ready and ops.is_delta(pipeline):
-        # Its SQL client reads the files but cannot delete the older copies of re-read rows.
-        logger.info("events: on the filesystem destination late events and merges are not "
-                    "reconciled (new events load as before)")
-        ready = False
-    try:
-        client_cm = pipeline.sql_client() if ready else None
-    except Exception as exc:  # noqa: BLE001  (a destination without SQL: Delta, files)
-        logger.info("events: the warehouse has no SQL client (%s): late events and merges "
-                    "are not reconciled", exc)
-        client_cm = None
-    with client_cm if client_cm is not None else nullcontext() as client:
-        s = Session(client, dict(tables), reattribute_only)
+    with stream.open_reader(pipeline, READ_TABLES) if ready else _nothing() as backend:
+        s = Session(backend, dict(tables), reattribute_only)
         _SESSIONS[pipeline.pipeline_name] = s
         try:
             yield s
         finally:
             _SESSIONS.pop(pipeline.pipeline_name, None)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def current() -> Session | None:
@@ -102,15 +102,15 @@ def log_rows(ranges: list[tuple[str, str]], reason: str, noticed_at: str) -> Any
 
 
 @contextmanager
-def running_sql() -> Iterator[Any | None]:
-    """The open SQL client of the running `sync()` (None without one: first run, a plain
-    `pipeline.run()`, a destination without SQL)."""
+def running_backend() -> Iterator[Backend | None]:
+    """The open warehouse of the running `sync()` (None without one: first run, a plain
+    `pipeline.run()`)."""
     s = current()
-    if s is None or s.client is None:
+    if s is None or s.backend is None:
         yield None
         return
     with s.lock:
-        yield s.client
+        yield s.backend
 
 
 def apply(pipeline: dlt.Pipeline) -> int:
@@ -119,18 +119,9 @@ def apply(pipeline: dlt.Pipeline) -> int:
     if not pipeline.default_schema_name:
         return 0
     tables = pipeline.default_schema.tables
-    if LOG_TABLE not in tables or EVENTS_TABLE not in tables or ops.is_delta(pipeline):
+    if LOG_TABLE not in tables or EVENTS_TABLE not in tables:
         return 0
-    with pipeline.sql_client() as c:
-        q, ts = c.make_qualified_table_name, c.escape_column_name("timestamp")
-        e, log = q(EVENTS_TABLE), q(LOG_TABLE)
-        match = (f"SELECT 1 FROM {log} r WHERE {e}.{ts} >= r.lo AND {e}.{ts} < r.hi AND "
-                 f"CAST({e}._dlt_load_id AS DECIMAL(24, 9)) < CAST(r._dlt_load_id AS DECIMAL(24, 9))")
-        rows = c.execute_sql(f"SELECT COUNT(*) FROM {e} WHERE EXISTS ({match})")
-        n = int(rows[0][0]) if rows else 0
-        if n:
-            c.execute_sql(f"DELETE FROM {e} WHERE EXISTS ({match})")
-        c.execute_sql(f"DELETE FROM {log}")
+    n = stream.replace_ranges(pipeline, EVENTS_TABLE, LOG_TABLE, "timestamp")
     if n:
         logger.info("events: replaced %d rows of re-read ranges", n)
     return n

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import reconcile, rejects, replacements
+from . import instants, reconcile, rejects, replacements
 from .arrowize import ArrowPages, Batch
 from .endpoints import Endpoint
 from .http import GrowthOSClient
@@ -71,7 +71,7 @@ class Reread:
 
         batch = Batch()
         for _, rows in fan_out([(i, job(lo, hi)) for i, (lo, hi) in enumerate(ranges)],
-                               self.ctx.workers, limit=self.client.concurrency_limit):
+                               self.ctx.walks(), places=self.client.places):
             if rows is DONE:
                 continue
             self.requests += 1
@@ -111,9 +111,11 @@ class Reread:
         return out
 
     # ---- count reconciliation --------------------------------------------------------------
-    def reconcile(self, run_minutes: Counter[str], timezone: str | None) -> Iterator[Any]:
+    def reconcile(self, run_minutes: Counter[str], timezone: str | None,
+                  days_in: str | None = None) -> Iterator[Any]:
         """Re-read the days (newest first, at most `events_reread_days`) whose event count in
-        the warehouse plus this run differs from the API's."""
+        the warehouse plus this run differs from the API's. `days_in`: the zone the API's days
+        matched in last time (None: not known yet; UTC is tried first)."""
         held = reconcile.warehouse_buckets()
         if held is None:
             return
@@ -122,15 +124,10 @@ class Reread:
         if not both:
             return
         self.density = density(both)
-        lo_d = _day(min(both)) - dt.timedelta(days=1)
-        # The newest event the walk or the warehouse has bounds the range: nothing the API
-        # holds is newer than the stream's newest (the walk reads up to it). One day's margin
-        # each side for days counted in another zone.
-        hi_d = _day(max(both)) + dt.timedelta(days=1)
-        if self.ctx.start_date:
-            lo_d = max(lo_d, parse_ts(self.ctx.start_date).date())
-        if self.ctx.end_date:
-            hi_d = min(hi_d, parse_ts(self.ctx.end_date).date())
+        # From the oldest to the newest event the warehouse or the walk has, as days of UTC
+        # and of the zone the API's days were found in: nothing the API holds is newer than
+        # the stream's newest (the walk reads up to it).
+        lo_d, hi_d = self._span(both, reconcile.zone(days_in) if days_in else UTC)
         api = reconcile.api_day_counts(self.client, lo_d, hi_d)
         self.requests += reconcile.query_requests(lo_d, hi_d)
         tz: dt.tzinfo = UTC
@@ -143,6 +140,13 @@ class Reread:
             self.report["project_timezone"] = name
             local = reconcile.zone(name)
             if local is not UTC:
+                first, last = self._span(both, local)
+                # Its first or last day can lie outside the days asked for: ask for those too.
+                for x, y in ((first, lo_d - dt.timedelta(days=1)),
+                             (hi_d + dt.timedelta(days=1), last)):
+                    if x <= y:
+                        api.update(reconcile.api_day_counts(self.client, x, y))
+                        self.requests += reconcile.query_requests(x, y)
                 alt = self._within(reconcile.differing(api, reconcile.days_of(both, local)),
                                    local)
                 if len(alt) < len(diff):
@@ -187,6 +191,19 @@ class Reread:
             logger.warning("events: day %s still differs after re-reading it: API %d, "
                            "warehouse %d (days in %s)", d, a, w, self.report["timezone"])
 
+    def _span(self, buckets: Counter[int], tz: dt.tzinfo) -> tuple[dt.date, dt.date]:
+        """The first and last day holding `buckets`, as days of UTC and of `tz`, within
+        start_date/end_date."""
+        edges = [dt.datetime.fromtimestamp(b * reconcile.BUCKET_SECONDS, UTC)
+                 for b in (min(buckets), max(buckets))]
+        days = [e.astimezone(z).date() for e in edges for z in (UTC, tz)]
+        lo_d, hi_d = min(days), max(days)
+        if self.ctx.start_date:
+            lo_d = max(lo_d, parse_ts(self.ctx.start_date).date())
+        if self.ctx.end_date:
+            hi_d = min(hi_d, parse_ts(self.ctx.end_date).date())
+        return lo_d, hi_d
+
     def _within(self, days: list[str], tz: dt.tzinfo) -> list[str]:
         """Days wholly inside start_date/end_date (partial days cannot match the API's)."""
         lo = parse_ts(self.ctx.start_date) if self.ctx.start_date else None
@@ -214,10 +231,10 @@ class Reread:
         before = self.requests
         budget = self.ctx.events_reattribute_requests
         held = reconcile.event_stamps_of(vanished)
-        # A vanished contact was deleted or merged: its newest event tells which (a merge moves
-        # all of them). The probe is a re-read of that instant, so it is never wasted.
-        probes = self._free(reconcile.instant_windows(
-            [max(s) for s in held.values() if s], span))
+        # A vanished contact was deleted or merged: any of its events tells which (a merge
+        # moves all of them). The probe is a re-read of that stretch, so it is never wasted;
+        # contacts with events close together share one.
+        probes = self._free(instants.covering_windows(held, span))
         if len(probes) > budget:
             logger.warning("events: %d merged/deleted contacts to check, over the budget of "
                            "%d requests; the rest wait for the next run", len(probes), budget)
@@ -231,7 +248,7 @@ class Reread:
         n0 = len(self.ranges)
         yield from self.walk(probes, note)
         moved = [s for cid, stamps in held.items() if cid not in still_there for s in stamps]
-        windows = self._free(reconcile.instant_windows(stale + moved, span))
+        windows = self._free(instants.instant_windows(stale + moved, span))
         yield from self.walk(windows)
         self.report["reattributed_ranges"] = len(self.ranges) - n0
         self.report["reattribute_requests"] = self.requests - before

@@ -91,7 +91,7 @@ def growthos(
     deletes: str = "mark",
     on_missing_scope: str = "fail",
     max_requests_per_second: float | None = None,
-    workers: int = 16,
+    workers: int = 64,
     events_window_days: float = 7,
     events_windows_per_run: int | None = None,
     settling_days: int | None = None,
@@ -118,7 +118,9 @@ def growthos(
     on_missing_scope: "fail" (default) stops on a key lacking a resource's scope; "skip" warns
         and loads the other resources.
     max_requests_per_second: cap below the plan's limit (default: learned from the
-        X-RateLimit-* headers). workers: concurrent walks (child lists, event windows).
+        X-RateLimit-* headers). workers: the most concurrent walks (child lists, event
+        windows); how many run follows the plan's rate x the measured request time
+        (http/concurrency.py), one budget for all resources.
     events_window_days: size of the event-stream windows. events_windows_per_run: load this many
         windows per run (a backfill chunk; `sync(..., backfill_windows=N)` loops such runs
         until the stream is caught up), and up to as many again that the chunked backfill's
@@ -154,7 +156,8 @@ def growthos(
         raise ConfigurationError(f"start_date {start} must be before end_date {end}")
     client = GrowthOSClient(base_url, api_key, timeout=timeout, max_attempts=max_attempts,
                             backoff_base=backoff_base, backoff_max=backoff_max,
-                            max_requests_per_second=max_requests_per_second)
+                            max_requests_per_second=max_requests_per_second,
+                            max_concurrency=max(1, int(workers)))
     ctx = Context(client=client, start_date=start, end_date=end,
                   ids={"waitlist_ids": list(waitlist_ids or []),
                        "funnel_ids": list(funnel_ids or []),

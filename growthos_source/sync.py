@@ -19,9 +19,9 @@ from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import isolation, ledger, replacements, run_lock
+from . import isolation, ledger, rejects, replacements, run_lock
 from .prefetch import EventFeed
-from .warehouse import deletes, duckdb, guard, recovery
+from .warehouse import deletes, duckdb, guard, recovery, refusals
 
 logger = logging.getLogger("growthos_source")
 
@@ -145,6 +145,8 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     # Arrow pages (the event stream) skip dlt's row normalizer, which otherwise adds the load id.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     fmt = loader_file_format or DEFAULT_FILE_FORMAT
+    # Records the warehouse refused and `growthos-sync reset --pending` set aside are rejects.
+    rejects.use_set_aside(refusals.load_set_aside(pipeline))
     # Also removes rows that load jobs replayed after a crash inserted twice (see recovery.py).
     duckdb.fit_memory_limit(pipeline)  # a package left pending may hold a wide table
     recovered = recovery.finish_pending(pipeline)
@@ -200,6 +202,9 @@ def _run_within_memory(pipeline: dlt.Pipeline, run: Callable[[], LoadInfo],
     except PipelineStepFailed as exc:
         if exc.step != "load" or not duckdb.is_out_of_memory(exc) \
                 or duckdb.fit_memory_limit(pipeline) is None:
+            refused = refusals.explain(pipeline, exc)
+            if refused is not None:
+                raise refused from exc
             raise
         for t, n in _rows(pipeline).items():
             rows[t] = rows.get(t, 0) + n

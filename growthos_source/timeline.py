@@ -51,20 +51,25 @@ def ignores_to(client: GrowthOSClient, path: str, newest: dt.datetime) -> bool:
     return before is not None and before >= newest
 
 
-def history_bounds(client: GrowthOSClient, path: str, probes: int = 1,
+def history_bounds(client: GrowthOSClient, path: str, probes: int = 1, *,
+                   newest: dt.datetime | None = None, precision: float = 0.0,
                    ) -> tuple[dt.datetime | None, dt.datetime] | None:
     """(earliest event's day start, newest event time), or None when there are no events.
     The start is None when it cannot be searched for: the API ignores `to`, or events reach
     back over 50 years (the same thing in practice).
 
-    Searches on `to` with one-row pages (see `_earliest`), `probes` requests at a time.
+    Searches on `to` with one-row pages (see `_earliest`), `probes` requests at a time, to
+    within a day, or within `precision` x the history's length when that is longer. `newest`:
+    the newest event's time when the caller asked already (saves that request).
     """
-    newest = _newest_before(client, path, None)
+    if newest is None:
+        newest = _newest_before(client, path, None)
     if newest is None:
         return None
     if ignores_to(client, path, newest):
         return None, newest
-    lo, found = _earliest(lambda t: _newest_before(client, path, t) is not None, newest, probes)
+    lo, found = _earliest(lambda t: _newest_before(client, path, t) is not None, newest, probes,
+                          precision=precision)
     if not found:
         return None, newest
     start = lo.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -93,10 +98,12 @@ MAX_PROBES = 8
 
 
 def _earliest(exists_before: Callable[[dt.datetime], bool], end: dt.datetime,
-              probes: int = 1) -> tuple[dt.datetime, bool]:
-    """(lo, found): within a day of where records start, by asking "is there a record before
-    t" (true for every t after the first record, false before it). found is False when records
-    reach back over 50 years; lo is then just the oldest instant probed.
+              probes: int = 1, precision: float = 0.0) -> tuple[dt.datetime, bool]:
+    """(lo, found): no record before lo, and lo within a day of where records start (or within
+    `precision` x the length of history, if longer: callers that only spread walks over the
+    history need no more, and each round of the search costs requests). Asks "is there a
+    record before t" (true for every t after the first record, false before it). found is
+    False when records reach back over 50 years; lo is then just the oldest instant probed.
 
     One probe at a time this is an exponential then binary search (~2*log2(days) requests in a
     row, ~1 s at 50 ms a request, while the rate limit would allow a hundred). With `probes`
@@ -105,8 +112,12 @@ def _earliest(exists_before: Callable[[dt.datetime], bool], end: dt.datetime,
     (two years of history: 5 rounds of 8 requests instead of 21 rounds of 1).
     """
     probes = min(probes, MAX_PROBES)
+
+    def close_enough(lo: dt.datetime, hi: dt.datetime) -> bool:
+        return hi - lo <= max(DAY, (end - hi) * precision)
+
     if probes <= 1:
-        return _earliest_serial(exists_before, end)
+        return _earliest_serial(exists_before, end, close_enough)
     with ThreadPoolExecutor(probes, thread_name_prefix="growthos-search") as pool:
         # exponential phase: steps of 4**k days until one has no record before it
         k, prev = 0, None
@@ -123,7 +134,7 @@ def _earliest(exists_before: Callable[[dt.datetime], bool], end: dt.datetime,
                 return end - steps[-1], False
             k, prev = k + probes, steps[-1]
         # no record before lo; some before hi (or hi = end)
-        while hi - lo > DAY:
+        while not close_enough(lo, hi):
             points = [lo + (hi - lo) * (j + 1) / (probes + 1) for j in range(probes)]
             found = list(pool.map(exists_before, points))
             j = found.index(True) if any(found) else probes
@@ -131,15 +142,16 @@ def _earliest(exists_before: Callable[[dt.datetime], bool], end: dt.datetime,
     return lo, True
 
 
-def _earliest_serial(exists_before: Callable[[dt.datetime], bool],
-                     end: dt.datetime) -> tuple[dt.datetime, bool]:
+def _earliest_serial(exists_before: Callable[[dt.datetime], bool], end: dt.datetime,
+                     close_enough: Callable[[dt.datetime, dt.datetime], bool],
+                     ) -> tuple[dt.datetime, bool]:
     step = DAY
     while exists_before(end - step):
         if step > FAR:
             return end - step, False
         step *= 2
     lo, hi = end - step, (end - step / 2 if step > DAY else end)
-    while hi - lo > DAY:  # no record before lo; some before hi (or hi = end)
+    while not close_enough(lo, hi):  # no record before lo; some before hi (or hi = end)
         mid = lo + (hi - lo) / 2
         if exists_before(mid):
             hi = mid
@@ -151,7 +163,13 @@ def _earliest_serial(exists_before: Callable[[dt.datetime], bool],
 def windows(start: dt.datetime, end: dt.datetime | None, size: dt.timedelta,
             newest: dt.datetime | None = None) -> list[tuple[dt.datetime, dt.datetime | None]]:
     """Split [start, end) into windows of `size`, newest last. With no `end`, the last window is
-    open-ended (it also catches events that arrive while the sync runs)."""
+    open-ended (it also catches events that arrive while the sync runs).
+
+    `size` is taken in whole seconds (at least one): an API that sends whole-second timestamps
+    may hold an event shown as `14:22:05Z` anywhere in that second, and an edge inside it would
+    let the upper window's walk drop that event as below its `from` while the lower window's
+    `to` excluded it."""
+    size = dt.timedelta(seconds=max(1, round(size.total_seconds())))
     stop = end or (newest + dt.timedelta(milliseconds=1) if newest else None)
     out: list[tuple[dt.datetime, dt.datetime | None]] = []
     a = start
@@ -189,30 +207,47 @@ def _any_created_before(client: GrowthOSClient, path: str, base: dict[str, Any],
 
 
 def contact_windows(client: GrowthOSClient, path: str, base: dict[str, Any],
-                    n: int, probes: int = 1) -> list[dict[str, Any]]:
-    """Query parameters of up to `n` `created_after`/`created_before` windows that together
-    cover every contact with a `created_at`, to walk concurrently; `[base]` when there is
-    nothing to split.
+                    n: Callable[[], int], probes: Callable[[], int] = lambda: 1,
+                    known: tuple[dt.datetime, dt.datetime] | None = None,
+                    ) -> tuple[list[dict[str, Any]], dt.datetime | None]:
+    """Query parameters of up to `n()` `created_after`/`created_before` windows that together
+    cover every contact with a `created_at`, to walk concurrently (`[base]` when there is
+    nothing to split), and the instant creation history was found to start (None: not
+    searched, or nothing to split). `n` and `probes` are asked after the first request (which
+    tells the client the rate and the latency: with one walk enough, nothing is searched).
 
     Where creation history starts is found as for the event stream, by asking whether any
-    contact was created before an instant (one-row requests, `probes` at a time). The first window has
-    no lower bound and the last no upper one (beyond `base`'s), so an inexact search loses
-    nothing. Whether the filters' edges are inclusive is not documented: each window starts a
-    second before the previous one ends, and the caller drops the ids it already has.
+    contact was created before an instant (one-row requests, `probes` at a time), unless
+    `known` gives (start, newest `created_at`) from an earlier walk: the windows then span
+    that stretch with no search. The first window has no lower bound and the last no upper one
+    (beyond `base`'s), so an inexact search or a stale `known` loses nothing. Whether the
+    filters' edges are inclusive is not documented: each window starts a second before the
+    previous one ends, and the caller drops the ids it already has.
     """
     end = parse_ts(base["created_before"]) if base.get("created_before") else \
         dt.datetime.now(dt.timezone.utc)
-    if n < 2 or not _any_created_before(client, path, base, end):
-        return [base]
-    lo, found = _earliest(lambda t: _any_created_before(client, path, base, t), end, probes)
-    if not found:
-        return [base]
-    edges = sorted({(lo + (end - lo) * i / n).replace(microsecond=0) for i in range(1, n)})
+    if known is not None and known[0] < min(known[1], end):
+        count = n()
+        if count < 2:
+            return [base], None
+        lo, end = known[0], min(known[1], end)
+    else:
+        if not _any_created_before(client, path, base, end):
+            return [base], None
+        count = n()
+        if count < 2:
+            return [base], None
+        lo, found = _earliest(lambda t: _any_created_before(client, path, base, t), end,
+                              probes(), precision=1 / (2 * count))
+        if not found:
+            return [base], None
+    edges = sorted({(lo + (end - lo) * i / count).replace(microsecond=0)
+                    for i in range(1, count)})
     if not edges:
-        return [base]
+        return [base], lo
     out = [{**base, "created_before": iso_z(edges[0])}]
     for a, b in itertools.pairwise(edges):
         out.append({**base, "created_after": iso_z(a - dt.timedelta(seconds=1)),
                     "created_before": iso_z(b)})
     out.append({**base, "created_after": iso_z(edges[-1] - dt.timedelta(seconds=1))})
-    return out
+    return out, lo

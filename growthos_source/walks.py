@@ -32,6 +32,8 @@ from .splitting import Window
 logger = logging.getLogger("growthos_source")
 
 MAX_RESTARTS = 8
+# The documented largest `limit` of a list request.
+MAX_PAGE_SIZE = 100
 # Pages in a row that bring only records this pass of the walk already read: a correct keyset
 # API never serves one (a record moving between pages can repeat, a whole page cannot).
 MAX_STALE_PAGES = 3
@@ -185,7 +187,10 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
     """Walk the event stream (newest first) over params' `from`/`to` window.
 
     On an expired cursor the walk resumes with `to` just after the oldest timestamp read so far
-    (`to` is exclusive), dropping the already-read events at that instant. With a `window`
+    (`to` is exclusive), dropping the already-read events at that instant. At whole seconds
+    many events share that instant, and the resumed walk's first page starts with all of them:
+    when they fill a page, pages grow by their number (up to the largest `limit`), so the first
+    page still brings new events and a walk whose cursors keep expiring makes progress. With a `window`
     (splitting.py) pages are clipped to its floor, which another walk may raise meanwhile, and
     the walk stops once it has passed it. Rows outside [from, to), and rows newer than the
     oldest already read (a page served again), are dropped whatever the server sent.
@@ -194,10 +199,11 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
     edges = _Edges(ts_key(params["from"]) if params.get("from") else None,
                    ts_key(params["to"]) if params.get("to") else None)
     stalled, kept, read = 0, -1, 0
+    size = page_size
     while True:
         stale = 0
         try:
-            for page in client.paginate(path, query, page_size=page_size):
+            for page in client.paginate(path, query, page_size=size):
                 rows, passed = edges.keep(page.data)
                 read += len(rows)
                 stale = stale + 1 if edges.repeats and not rows else 0
@@ -222,5 +228,7 @@ def walk_events(client: GrowthOSClient, path: str, params: dict[str, Any], *,
                     f"progress ({exc}); {fix}") from None
             if edges.oldest_sent is not None:
                 query["to"] = resume_before(edges.oldest_sent)
+                if len(edges.at_oldest) >= size:
+                    size = max(size, min(MAX_PAGE_SIZE, page_size + len(edges.at_oldest)))
             logger.warning("GET %s: %s; resuming the window before %s", path, exc,
                            query.get("to"))

@@ -5,10 +5,10 @@ with the server's truth."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import duckdb
-
 from cli_run import Project
 from conftest import control, truth
 from warehouse import assert_equals_truth
@@ -147,6 +147,10 @@ def test_demo_runs_from_any_folder(tmp_path: Path, make_sim) -> None:
     out = p.ok("demo", "--contacts", "80", "--events", "500", config=False).stdout
     assert "Loaded " in out and "After one simulated day" in out and "Example query" in out
     assert (p.elsewhere / "growthos_demo.duckdb").is_file()
+    # The day's events went through the Ingest API, late ones too, and every late one loaded.
+    late = re.search(r"^Late events: (\d+) sent with a timestamp in the past \(.*\); the "
+                     r"incremental run loaded (\d+) of them, (\d+) dated before", out, re.MULTILINE)
+    assert late and int(late[1]) > 0 and late[2] == late[1] and int(late[3]) > 0, out
 
 
 def test_subcommand_found_after_common_options() -> None:

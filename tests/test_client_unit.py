@@ -604,3 +604,16 @@ def test_a_429_whose_window_already_reset_holds_no_one_else() -> None:
     second) then cost ~90 requests of a Scale key for nothing."""
     limiter = rejected_once_at(1_000_001.02)
     assert limiter._blocked_until <= 1_000_001.02  # the others go on at once
+
+
+def test_rate_limiter_admits_the_free_plans_whole_rate_per_second() -> None:
+    """10 req/s at 98 %: the even spacing puts 10 slots into most seconds; admitting only
+    int(9.8) = 9 per wall-clock second cost a tenth of the Free plan's rate."""
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, wall_clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(100):
+        limiter.acquire()
+        sent.append(clock.now)
+    assert sent[-1] - sent[0] == pytest.approx(99 / 9.8, abs=0.02)
+    assert max(Counter(int(t) for t in sent).values()) == 10

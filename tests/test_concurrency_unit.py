@@ -1,6 +1,7 @@
-"""Unit tests of concurrency.py (the learnt concurrency limit) and of fanout.py under a limit:
-no more walks advance at once than the limit allows, every item arrives exactly once, and a
-limit that falls mid-run never strands a parked walk."""
+"""Unit tests of http/concurrency.py (the concurrency limit: from rate x request time, or
+learnt from latencies) and of fanout.py under a limit: no more walks advance at once than the
+limit allows, every item arrives exactly once, a limit that falls mid-run never strands a
+parked walk, and the places are one budget shared by every fan-out of a client."""
 
 from __future__ import annotations
 
@@ -9,15 +10,78 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from growthos_source.http.concurrency import ConcurrencyLimit
+from growthos_source.http import GrowthOSClient
+from growthos_source.http.concurrency import ConcurrencyLimit, Places, walks_needed
 from growthos_source.http.fanout import DONE, fan_out
 
 
 def feed(limit: ConcurrencyLimit, latency: float, times: int) -> None:
     for _ in range(times):
         limit.observe(latency)
+
+
+@pytest.mark.parametrize("rate,seconds,walks", [
+    (100, 0.200, 30),  # Scale, an API on another continent: 20 in flight, with the margin
+    (100, 0.300, 45),
+    (100, 0.050, 8),   # Scale at 50 ms
+    (50, 0.050, 4),    # Growth at 50 ms
+    (10, 0.050, 1),    # Free at 50 ms: one walk reads twice as fast as the key may
+    (10, 0.080, 1),    # one walk still suffices: it is busy 80 % of the time
+    (10, 0.090, 2),    # over that, the margin applies
+    (10, 0.300, 5),
+    (100, 0.001, 1),   # an API next door
+])
+def test_walks_follow_littles_law_with_a_margin(rate: float, seconds: float, walks: int) -> None:
+    assert walks_needed(rate, seconds, 1, 64) == walks
+
+
+def test_walks_needed_stays_within_the_bounds() -> None:
+    assert walks_needed(100, 2.0, 1, 64) == 64  # the configured maximum (`workers`)
+    assert walks_needed(100, 0.0, 2, 64) == 2
+
+
+def test_with_a_known_rate_the_limit_is_rate_times_the_median_request_time() -> None:
+    rate: list[float | None] = [None]
+    limit = ConcurrencyLimit(64, rate=lambda: rate[0])
+    assert limit.limit == 16  # nothing known: the latency-learnt limit's start
+    feed(limit, 0.200, 10)
+    assert limit.limit == 16  # no rate yet: latency-learnt (not revised before 16 samples)
+    rate[0] = 100.0
+    assert limit.limit == 30
+    feed(limit, 0.050, 60)  # the median follows the recent requests
+    assert limit.limit == 8
+    assert ConcurrencyLimit(20, rate=lambda: 100.0).limit == 16
+    capped = ConcurrencyLimit(20, rate=lambda: 100.0)
+    feed(capped, 0.300, 5)
+    assert capped.limit == 20
+
+
+def test_the_service_time_sizes_the_rate_based_limit() -> None:
+    limit = ConcurrencyLimit(64, rate=lambda: 100.0)
+    for _ in range(8):
+        limit.observe(0.050, 0.100)  # exchange 50 ms, with decoding 100 ms
+    assert limit.limit == 15
+
+
+def test_a_client_sizes_its_walks_from_the_announced_limit_and_one_budget_serves_all() -> None:
+    """X-RateLimit-Limit (here Growth's 50 req/s) and the request times give the size; the
+    places of a client are one object whatever reads through it."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": [], "has_more": False, "next_cursor": None},
+                              headers={"X-RateLimit-Limit": "50",
+                                       "X-RateLimit-Remaining": "49"})
+
+    client = GrowthOSClient("https://api.test/v1", "gos_sk_test_x", max_concurrency=40,
+                            transport=httpx.MockTransport(handler))
+    client.request("GET", "/contacts")
+    for _ in range(70):
+        client.concurrency.observe(0.200)  # as if the API were 200 ms away
+    assert client.concurrency_limit() == 15  # 50 req/s x 0.2 s x 1.5
+    assert client.places is client.places and isinstance(client.places, Places)
+    client.close()
 
 
 def test_the_limit_starts_open_and_stays_there_while_latency_holds() -> None:
@@ -120,3 +184,40 @@ def test_a_worker_waiting_for_more_work_never_strands_a_parked_walk() -> None:
                           limit=lambda: 2 if next(calls) < 4 else 1))
     assert got == sorted(f"{n}{i}" for n in "ab" for i in range(10))
     assert probe.most <= 2
+
+
+@pytest.mark.timeout(60)
+def test_two_fan_outs_of_one_client_share_its_places() -> None:
+    """Two resources (two fan-outs in two threads, as dlt's extract workers run them) with one
+    budget of 3 places: never more than 3 walks advance at once in all, every item arrives."""
+    probe = Probe()
+    places = Places(lambda: 3)
+    results: dict[str, list[str]] = {}
+
+    def resource(name: str) -> None:
+        jobs = [(f"{name}{n}", probe.job(f"{name}{n}", 6)) for n in "abcd"]
+        results[name] = collect(fan_out(jobs, workers=4, places=places))
+
+    threads = [threading.Thread(target=resource, args=(name,)) for name in ("x", "y")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name in ("x", "y"):
+        assert results[name] == sorted(f"{name}{n}{i}" for n in "abcd" for i in range(6))
+    assert probe.most <= 3 and places.taken == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_fan_out_nobody_reads_from_holds_no_places() -> None:
+    """A resource whose consumer stops pulling (dlt busy elsewhere) fills its queue; its
+    workers then wait without a place, so the other resource of the client still runs."""
+    places = Places(lambda: 1)
+    stalled = fan_out([(n, (lambda: iter(range(1000)))) for n in "ab"], workers=2,
+                      places=places)
+    first = next(stalled)  # started, then not read from again for now
+    other = collect(fan_out([(n, (lambda n=n: iter([f"{n}{i}" for i in range(50)])))
+                             for n in "cd"], workers=2, places=places))
+    assert other == sorted(f"{n}{i}" for n in "cd" for i in range(50))
+    rest = [item for _, item in stalled if item is not DONE]
+    assert len(rest) + 1 == 2000 and first[1] == 0

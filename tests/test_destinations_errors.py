@@ -34,3 +34,24 @@ def test_an_unreadable_warehouse_raises_one_line_naming_the_table(
     assert "\n" not in line and "not_the_password" not in line
     # a table that was never loaded is "nothing there yet", not an error
     assert ops.known_ids("segments", pipeline=wh.pipeline) is None
+
+
+def test_event_reads_that_fail_fail_the_events_table_loudly(make_sim, tmp_path: Path) -> None:
+    """The event reader's warehouse reads (ids behind the mark, per-day counts) that fail are
+    not taken for a first run (which would re-read and duplicate the stream, or skip the
+    reconciliation): `events` fails with one line naming it, the other tables load."""
+    import duckdb
+
+    from growthos_source.isolation import TablesFailedError
+
+    sim = make_sim(contacts=20, events=100)
+    wh = Warehouse(tmp_path, sim)
+    wh.sync(resources=("contacts", "events"))
+    with duckdb.connect(wh.db) as con:  # someone renamed a column the connector reads
+        con.execute('ALTER TABLE gos.events RENAME COLUMN "timestamp" TO ts_renamed')
+    with pytest.raises(TablesFailedError) as err:
+        wh.sync(resources=("contacts", "events"))
+    line = one_line(err.value)
+    assert err.value.tables == ("events",), line
+    assert "\n" not in line and "of table events in the warehouse" in line, line
+    assert err.value.result.load_info is not None  # contacts loaded

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dlt.pipeline.exceptions import PipelineStepFailed
-
 from conftest import control
+from dlt.pipeline.exceptions import PipelineStepFailed
+from warehouse import CHECKS, Warehouse, assert_equals_truth
+
 from growthos_source.cli_errors import one_line
 from growthos_source.isolation import TablesFailedError
-from warehouse import CHECKS, Warehouse, assert_equals_truth
 
 SIZE = {"contacts": 120, "events": 1200}
 # Many attempts with tiny waits: a storm of 15 % faults must get through, and fast.
@@ -84,14 +84,6 @@ def test_mixed_storm_incremental_run_after_changes_is_exact(make_sim, tmp_path: 
     set_faults(sim, seed=6, **cfg)
     wh.sync(resources=tuple(CHECKS), **STORM_SYNC)
     assert stats(sim).get("fault_error", 0) > 0
-    if dialect == "docs":
-        # Known gap (docs/api-shapes.md, "Known limits"): with whole-second timestamps, event
-        # walks restarted by faults can miss a few events; the next run's count reconciliation
-        # re-reads those days. Every other table is exact now, events one run later.
-        for table in CHECKS:
-            if table != "events":
-                assert_equals_truth(wh, table)
-        wh.sync(resources=tuple(CHECKS), **STORM_SYNC)
     assert_all_tables_equal_truth(wh)
 
 

@@ -26,6 +26,8 @@ def test_send_day_lands_exactly_what_it_reports(make_sim) -> None:
     offline = Counter(e["timestamp"] for e in new if e["event"] == "offline_action")
     assert offline == Counter({iso_ms(now - parse_duration_ms(age)): n
                                for age, n in sent.late.items()})
+    assert sorted(sent.late_message_ids) == sorted(
+        e["message_id"] for e in new if e["event"] == "offline_action")
     assert {e["received_at"] for e in new} <= {iso_ms(now + k) for k in range(0, 5000)}
     # Stitched and aliased visitors: no anonymous-only contact keeps events of a visitor who
     # was identified; every event of a day user carries its user's contact.

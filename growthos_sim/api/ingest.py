@@ -92,7 +92,7 @@ class IngestApi:
                 req = IngestRequest(params, body, sim.world, self.router, ip,
                                     headers.get("User-Agent") or "")
                 status, out = INGEST_HANDLERS[route.op_id](req)
-        except Exception as exc:  # a bug must still answer in the envelope
+        except Exception as exc:  # noqa: BLE001 (a bug must still answer in the envelope)
             e = exc if isinstance(exc, ApiError) else ApiError(
                 500, "internal_error", "internal server error: retry is safe")
             if not isinstance(exc, ApiError):

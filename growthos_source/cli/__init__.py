@@ -3,6 +3,8 @@
     growthos-sync [sync]   [--resources a,b] [--start-date D] ...   the nightly job
     growthos-sync backfill --start-date D [--end-date D]             bounded history load
     growthos-sync reset TABLE...                                     reload tables from scratch
+    growthos-sync reset --pending                                    set aside what the
+                                                                     warehouse refuses
     growthos-sync status                                             marks, rows, last runs
     growthos-sync models                                             analytics views
     growthos-sync demo                                               local server -> DuckDB
@@ -61,7 +63,11 @@ def parser() -> argparse.ArgumentParser:
         if name in ("sync", "backfill"):
             run_cmd.add_sync_options(s, backfill=name == "backfill")
         if name == "reset":
-            s.add_argument("tables", nargs="+", metavar="TABLE", help="tables to reload")
+            s.add_argument("tables", nargs="*", metavar="TABLE", help="tables to reload")
+            s.add_argument("--pending", action="store_true",
+                           help="clear a pending load package the warehouse refuses: its "
+                                "refused records go to _growthos_rejects, the rest is read "
+                                "again by the next sync")
         if name == "demo":
             s.add_argument("--progress", default="none", choices=["none", "log"])
             s.add_argument("--models", action="store_true",

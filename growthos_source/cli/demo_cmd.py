@@ -1,13 +1,15 @@
 """`growthos-sync demo`: a real sync from a local GrowthOS server into growthos_demo.duckdb.
 
 Starts the local server (growthos_sim) with a small seeded data set, syncs everything, lets one
-simulated day pass, syncs again (incremental) and runs an example query.
+simulated day pass (its events sent through the server's Ingest API, late ones included), syncs
+again (incremental), says how many of the late events that run loaded, and runs an example query.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 import dlt
 import duckdb
@@ -16,6 +18,10 @@ import httpx
 from .. import growthos, sync
 from . import common
 from .progress import dlt_collector
+
+if TYPE_CHECKING:  # only the demo needs the local server; other commands never import it
+    from growthos_sim import SimServer
+    from growthos_sim.activity import SentDay
 
 # Not growthos.duckdb: DuckDB cannot bind `growthos.<table>` when the catalog (file) and the
 # dataset share a name.
@@ -46,10 +52,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = sync(pipeline, growthos(**fixed), refresh="drop_sources", command="demo")
         common.print_summary(result)
 
-        httpx.post(f"{sim.url}/_sim/mutate", json={"advance": "1d"}, timeout=60)
+        sent = _one_day(sim)
+        newest_before = _newest_event(args.dataset_name)
         result = sync(pipeline, growthos(**fixed), command="demo")
-        print("\nAfter one simulated day of activity, the incremental run:")
+        print("\nAfter one simulated day of activity (its events sent through the Ingest API), "
+              "the incremental run:")
         common.print_summary(result)
+        print(_late_line(sent, args.dataset_name, newest_before))
         if getattr(args, "models", False):
             common.print_models(pipeline)
 
@@ -63,3 +72,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(table(rows, cols))
     return 0
+
+
+def _one_day(sim: SimServer) -> SentDay:
+    """A day of activity: contacts, surveys, referrals... changed by the server's `/_sim/mutate`
+    (an ordinary day, without its events), and the day's events sent by a client through the
+    Ingest API, some of them late (a `timestamp` 3 s to 5 days in the past), then processed."""
+    from growthos_sim.activity import send_day
+    from growthos_sim.mutate import default_day
+
+    plan = {t: a for t, a in default_day(sim.world, 1).items() if t != "events"}
+    httpx.post(f"{sim.url}/_sim/mutate", json={"advance": "1d", **plan},
+               timeout=60).raise_for_status()
+    return send_day(sim.base_url, settle=True)
+
+
+def _newest_event(dataset: str) -> object:
+    with duckdb.connect(DEMO_DB, read_only=True) as con:
+        row = con.execute(f'SELECT MAX("timestamp") FROM "{dataset}".events').fetchone()
+    return row[0] if row else None
+
+
+def _late_line(sent: SentDay, dataset: str, newest_before: object) -> str:
+    """How many of the late events sent the warehouse now holds, and how many of those are
+    dated before the first run's newest event (where an incremental walk never looks)."""
+    ids = sent.late_message_ids
+    with duckdb.connect(DEMO_DB, read_only=True) as con:
+        marks = ", ".join("?" * len(ids)) or "NULL"
+        loaded, behind = con.execute(
+            f'SELECT COUNT(*), COUNT(*) FILTER (WHERE "timestamp" < ?) FROM "{dataset}".events '
+            f"WHERE message_id IN ({marks})", [newest_before, *ids]).fetchone() or (0, 0)
+    ages = ", ".join(f"{age} ({n})" for age, n in sent.late.items())
+    return (f"Late events: {len(ids)} sent with a timestamp in the past ({ages}); the "
+            f"incremental run loaded {loaded} of them, {behind} dated before the first run's "
+            "newest event.")

@@ -21,6 +21,7 @@ from .. import growthos, sync
 from ..endpoints import BY_TABLE
 from ..errors import ConfigurationError
 from ..incremental import iso_z, parse_ts
+from ..warehouse import ops
 from . import common
 from .progress import ChunkProgress, dlt_collector
 
@@ -152,17 +153,11 @@ def _date(value: str, option: str) -> Any:
 
 
 def _oldest_other_event(p: dlt.Pipeline) -> str | None:
-    """The oldest event loaded by any pipeline but this one (None: no events table yet)."""
-    try:
-        with p.sql_client() as c:
-            events = c.make_qualified_table_name("events")
-            states = c.make_qualified_table_name("_dlt_pipeline_state")
-            rows = c.execute_sql(
-                f"SELECT MIN(e.timestamp) FROM {events} e WHERE e._dlt_load_id NOT IN "
-                f"(SELECT s._dlt_load_id FROM {states} s WHERE s.pipeline_name = %s)",
-                p.pipeline_name)
-    except Exception as e:  # noqa: BLE001  no dataset, no events table yet
-        logger.info("no events loaded yet (%s)", " ".join(str(e).split())[:200])
-        return None
+    """The oldest event loaded by any pipeline but this one (None: no events table yet).
+    A warehouse that cannot be read raises WarehouseError (the command's one error line)."""
+    rows = ops.read(p, "SELECT MIN(e.timestamp) FROM {events} e WHERE e._dlt_load_id NOT IN "
+                    "(SELECT s._dlt_load_id FROM {_dlt_pipeline_state} s WHERE "
+                    "s.pipeline_name = {name})", "events", "_dlt_pipeline_state",
+                    any_pipeline=True, name=p.pipeline_name)
     value = rows[0][0] if rows else None
     return None if value is None else iso_z(parse_ts(value))

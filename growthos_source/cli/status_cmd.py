@@ -13,6 +13,7 @@ import dlt
 
 from ..endpoints import BY_TABLE
 from ..ledger import RUNS_TABLE, newest_mark, source_marks
+from ..warehouse import WarehouseError, ops
 from . import common
 from .output import table
 
@@ -21,21 +22,24 @@ logger = logging.getLogger("growthos_source")
 
 def cmd_status(args: argparse.Namespace) -> int:
     p = common.pipeline(args)
+    unreadable: list[str] = []  # why the warehouse could not be read: shown, never hidden
     try:
-        p.sync_destination()  # a runner that starts empty: the state from the warehouse
-    except Exception as e:  # noqa: BLE001  show what is known locally
-        logger.warning("could not read the warehouse: %s", " ".join(str(e).split())[:300])
+        ops.restore_state(p)  # a runner that starts empty: the state from the warehouse
+    except WarehouseError as e:
+        unreadable.append(str(e))
     marks = source_marks(p)
     schema_tables: set[str] = set(p.default_schema.tables) if p.default_schema_name else set()
-    last_ok = _last_ok_runs(p) if RUNS_TABLE in schema_tables else {}
+    last_ok = _last_ok_runs(p, unreadable) if RUNS_TABLE in schema_tables else {}
     lines = []
     for t in common.TABLES:
         if t not in schema_tables and t not in marks:
             continue
         lines.append({"table": t, "last successful run": last_ok.get(t),
                       "mark": _short(newest_mark(marks.get(t))),
-                      "rows": _count(p, t) if t in schema_tables else None,
+                      "rows": _count(p, t, unreadable) if t in schema_tables else None,
                       "behind API": _events_lag(marks.get(t)) if t == "events" else None})
+    for why in dict.fromkeys(unreadable):
+        print(f"warning: the warehouse was not read, rows and runs are unknown (?): {why}")
     if not lines:
         print(f"Pipeline {p.pipeline_name}: no tables loaded yet (run `growthos-sync`).")
     else:
@@ -49,28 +53,26 @@ def _short(value: str | None) -> str | None:
     return None if value is None else value[:19].replace("T", " ")
 
 
-def _last_ok_runs(p: dlt.Pipeline) -> dict[str, str]:
+def _last_ok_runs(p: dlt.Pipeline, unreadable: list[str]) -> dict[str, str]:
     try:
-        with p.sql_client() as c:
-            name = c.make_qualified_table_name(RUNS_TABLE)
-            rows = c.execute_sql(f"SELECT table_name, MAX(finished_at) FROM {name} WHERE "
-                                 "status = 'ok' AND pipeline_name = %s GROUP BY table_name",
-                                 p.pipeline_name)
-        return {str(t): str(v)[:19] for t, v in rows or [] if v is not None}
-    except Exception as e:  # noqa: BLE001
-        logger.info("run ledger not read: %s", e)
+        rows = ops.read(p, f"SELECT table_name, MAX(finished_at) FROM {{{RUNS_TABLE}}} WHERE "
+                        "status = 'ok' AND pipeline_name = {name} GROUP BY table_name",
+                        RUNS_TABLE, name=p.pipeline_name)
+    except WarehouseError as e:
+        unreadable.append(str(e))
         return {}
+    return {str(t): str(v)[:19] for t, v in rows or [] if v is not None}
 
 
-def _count(p: dlt.Pipeline, t: str) -> int | None:
+def _count(p: dlt.Pipeline, t: str, unreadable: list[str]) -> int | str | None:
+    """Live rows of table `t`; None when it was never loaded, "?" when unreadable."""
     cond = " WHERE _deleted_at IS NULL" if "_deleted_at" in BY_TABLE[t].columns else ""
     try:
-        with p.sql_client() as c:
-            rows = c.execute_sql(f"SELECT COUNT(*) FROM {c.make_qualified_table_name(t)}{cond}")
-        return int(rows[0][0]) if rows else None
-    except Exception as e:  # noqa: BLE001  a table dropped since, a destination without SQL
-        logger.info("%s not counted: %s", t, e)
-        return None
+        rows = ops.read(p, f"SELECT COUNT(*) FROM {{{t}}}{cond}", t)
+    except WarehouseError as e:
+        unreadable.append(str(e))
+        return "?"
+    return int(rows[0][0]) if rows else None
 
 
 def _events_lag(marks: Any) -> str | None:

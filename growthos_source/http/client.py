@@ -24,7 +24,7 @@ from ..errors import (
     MalformedResponseError,
     redact,
 )
-from .concurrency import ConcurrencyLimit
+from .concurrency import ConcurrencyLimit, Places
 from .decode import BodyNotJSON, as_object, decode
 from .pacing import RateLimiter
 from .pagination import Page, paginate
@@ -37,7 +37,9 @@ __all__ = ["ClientStats", "GrowthOSClient"]
 
 logger = logging.getLogger("growthos_source")
 
-MAX_CONNECTIONS = 16
+# The most walks (and connections) a client keeps in flight unless configured otherwise:
+# Little's law asks for 45 at a Scale key's 100 req/s 300 ms away (concurrency.py).
+MAX_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class GrowthOSClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rate_limiter: RateLimiter | None = None,
+        max_concurrency: int = MAX_CONCURRENCY,
     ) -> None:
         self._target = Target(validate_base_url(base_url))
         self.base_url = str(self._target.base)
@@ -83,19 +86,25 @@ class GrowthOSClient:
             )
         if max_requests_per_second is not None and max_requests_per_second <= 0:
             raise ConfigurationError("max_requests_per_second must be > 0, or unset to learn it")
+        if max_concurrency < 1:
+            raise ConfigurationError("workers (the most concurrent walks) must be >= 1")
         self.retry = RetryPolicy(max_attempts, backoff_base, backoff_max)
         self._sleep = sleep
         self._timeout = httpx.Timeout(timeout)
         self._limiter = rate_limiter or RateLimiter(max_requests_per_second, sleep=sleep)
-        # How many walks should run at once (concurrency.py); fanout.py asks.
-        self.concurrency = ConcurrencyLimit(MAX_CONNECTIONS)
+        # How many walks should run at once, from the paced rate and the request times, and
+        # the places they take: one budget for every resource and thread (concurrency.py).
+        limiter = self._limiter
+        self.concurrency = ConcurrencyLimit(max_concurrency, rate=lambda: limiter.limit)
+        self.places = Places(self.concurrency_limit)
         self._lock = threading.Lock()
+        self._thread = threading.local()  # when this thread's last call returned
         self._sent = 0
         self._retries = 0
         self._retry_wait = 0.0
         self._throttled = 0
         self._http = Sender({"User-Agent": user_agent, "Accept": "application/json"},
-                            self._timeout, MAX_CONNECTIONS, transport)
+                            self._timeout, max_concurrency, transport)
 
     def __repr__(self) -> str:
         return f"GrowthOSClient(base_url={self.base_url!r})"
@@ -111,7 +120,7 @@ class GrowthOSClient:
         self._http.close()
 
     def concurrency_limit(self) -> int:
-        """How many walks should advance at once, learnt from latencies (concurrency.py)."""
+        """How many walks should advance at once (concurrency.py)."""
         return self.concurrency.limit
 
     @property
@@ -163,6 +172,10 @@ class GrowthOSClient:
             raise ConfigurationError("the API key must never be sent as a query parameter")
         safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         headers = {"Authorization": f"Bearer {self._key.value}"}
+        # What a walk spends between two calls (its rows checked, handed over) is part of its
+        # cycle; counted up to the request's own time, since a longer gap is a walk waiting
+        # for work or for a place, not working.
+        gap = max(0.0, time.perf_counter() - getattr(self._thread, "done", float("inf")))
         attempt = 0
         while True:
             attempt += 1
@@ -177,9 +190,11 @@ class GrowthOSClient:
             try:
                 started = time.perf_counter()
                 response = self._http.send(method, url, query, json, headers)
-                if 200 <= response.status_code < 300:
-                    self.concurrency.observe(time.perf_counter() - started)
+                exchanged = time.perf_counter()
                 body = decode(response)
+                if 200 <= response.status_code < 300:
+                    service = time.perf_counter() - started
+                    self.concurrency.observe(exchanged - started, service + min(gap, service))
             except (httpx.RequestError, BodyNotJSON) as exc:
                 problem, reason = exc, redact(str(exc) or type(exc).__name__, (self._key.value,))
             finally:  # always report back, or threads waiting for the first answer would stall
@@ -193,6 +208,7 @@ class GrowthOSClient:
             logger.debug("%s params=%s -> %s (attempt %d)", where, safe_params(query),
                          status if problem is None else reason, attempt)
             if verdict is Verdict.OK and problem is None and response is not None:
+                self._thread.done = time.perf_counter()
                 return as_object(body, response, where), response.content
             if response is not None and problem is None:
                 last = self._error_for(response, rel, method, attempt)

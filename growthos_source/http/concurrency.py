@@ -1,23 +1,47 @@
-"""How many requests a client keeps in flight: as many as make it faster, no more.
+"""How many walks a client keeps in flight, and the one budget of places they share.
 
-Concurrency pays when the API is slow to answer (at 50 ms a request, a Scale key's 100 req/s
-needs ~5 requests in flight) and costs when it answers at once: the walks then only wait for
-each other — for the server, and in this process for the interpreter lock, which a thread must
-win back after every socket read (measured unthrottled on 2 cores: 16 walks in flight took ~10%
-longer than 2, and their requests 32 ms instead of 2.5 ms). So the limit follows latency, as TCP
-Vegas does: while requests answer about as fast as the fastest recent ones it grows by one;
-when they take clearly longer, requests are queueing somewhere and it shrinks by a quarter.
-Only the HTTP exchange is timed (not pacing, not retries), and only successful answers count.
-fanout.py runs at most `limit` walks at a time.
+With a rate limit (the announced X-RateLimit-Limit, or max_requests_per_second) the number
+follows Little's law: requests in flight = rate x time a request takes. A walk is one cursor
+chain, so it has one request in flight at a time; to keep a Scale key's 100 req/s busy at 200
+ms a request it takes 20 walks, at 50 ms 5, and on the Free plan (10 req/s) one walk at 50 ms
+already reads twice as fast as the key may. The need is sized with a margin (MARGIN) for jitter
+and for the time a walk spends between two requests, from the median of recent request times,
+and bounded by the configured maximum (`workers`).
+
+Without a known rate (an API that announces no limit) concurrency pays only while the API is
+slow to answer; when it answers at once the walks only wait for each other, for the server and
+here for the interpreter lock (measured unthrottled on 2 cores: 16 walks in flight took ~10%
+longer than 2, and their requests 32 ms instead of 2.5 ms). So then the limit follows latency,
+as TCP Vegas does: while requests answer about as fast as the fastest recent ones it grows by
+one; when they take clearly longer, requests are queueing somewhere and it shrinks by a quarter.
+
+Only the HTTP exchange is timed for the latency-learnt limit; the rate-based one takes a walk's
+cycle: the exchange, the decoding of its body and what the walk did since its previous request
+(up to as long again), not pacing, not retries. Only successful answers count. `Places` is the budget: one per client, shared by every walk of
+every resource and every dlt extract worker, so the limit holds for the client as a whole.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import threading
 from collections import deque
+from collections.abc import Callable
 
-__all__ = ["ConcurrencyLimit"]
+__all__ = ["ConcurrencyLimit", "Places", "walks_needed"]
 
+# Walks per request in flight that Little's law asks for: a walk also spends time between two
+# requests (its rows checked, handed over), and latency varies.
+MARGIN = 1.5
+# One walk is enough while it would need at most this share of its time to keep the rate busy:
+# a single walk needs no windows, no partial pages but its last and no search for where history
+# starts, which on the Free plan (10 req/s) costs more than the margin would gain.
+ONE_WALK = 0.8
+# Request times the rate-based size is taken from (their median).
+RECENT = 64
+# Without a known rate, the limit starts here (or at the maximum, if lower).
+START = 16
 # A typical latency above TOLERANCE x the recent minimum (+ SLACK, for jitter at
 # sub-millisecond latencies) means requests are queueing.
 TOLERANCE = 2.0
@@ -28,27 +52,49 @@ HISTORY = 20
 MIN_SAMPLES = 4
 
 
-class ConcurrencyLimit:
-    """A concurrency limit between `minimum` and `maximum`, learnt from request latencies;
-    it starts at `maximum` (a slow API loses nothing while it is learnt)."""
+def walks_needed(rate: float, seconds: float, minimum: int, maximum: int) -> int:
+    """Walks that keep `rate` requests/s going when one request takes `seconds` (Little's
+    law, with MARGIN; one while that is at most ONE_WALK), within [minimum, maximum]."""
+    busy = rate * seconds
+    need = 1 if busy <= ONE_WALK else math.ceil(busy * MARGIN - 1e-9)
+    return max(minimum, min(maximum, need))
 
-    def __init__(self, maximum: int, minimum: int = 1) -> None:
+
+class ConcurrencyLimit:
+    """A concurrency limit between `minimum` and `maximum`.
+
+    `rate()` is the request rate the client is paced at (None while unknown or unlimited):
+    with it, the limit is `walks_needed` of the recent request times; without it, it is learnt
+    from latencies as described in the module docstring, starting at min(maximum, START).
+    """
+
+    def __init__(self, maximum: int, minimum: int = 1,
+                 rate: Callable[[], float | None] | None = None) -> None:
         if not 1 <= minimum <= maximum:
             raise ValueError("need 1 <= minimum <= maximum")
         self.minimum, self.maximum = minimum, maximum
-        self._limit = float(maximum)
+        self._rate = rate
+        self._limit = float(max(minimum, min(maximum, START)))
         self._lock = threading.Lock()
         self._samples: list[float] = []
         self._mins: deque[float] = deque(maxlen=HISTORY)
+        self._recent: deque[float] = deque(maxlen=RECENT)
 
     @property
     def limit(self) -> int:
-        return int(self._limit)
+        rate = self._rate() if self._rate is not None else None
+        with self._lock:
+            if rate and self._recent:
+                return walks_needed(rate, statistics.median(self._recent), self.minimum,
+                                    self.maximum)
+            return int(self._limit)
 
-    def observe(self, seconds: float) -> None:
-        """Record the latency of one successful exchange; revise the limit every
+    def observe(self, seconds: float, service: float | None = None) -> None:
+        """Record the time of one successful exchange (`service`: the walk's cycle around it,
+        what the rate-based size uses); revise the latency-learnt limit every
         `max(MIN_SAMPLES, limit)` of them."""
         with self._lock:
+            self._recent.append(seconds if service is None else service)
             self._samples.append(seconds)
             if len(self._samples) >= max(MIN_SAMPLES, int(self._limit)):
                 self._revise()
@@ -61,3 +107,51 @@ class ConcurrencyLimit:
             self._limit = max(float(self.minimum), self._limit * DECREASE)
         else:
             self._limit = min(float(self.maximum), self._limit + 1)
+
+
+class Places:
+    """At most `cap()` walks advance at once, whichever resource or thread runs them; the
+    others park between two pages. One per client (fanout.py takes and gives back places)."""
+
+    def __init__(self, cap: Callable[[], int]) -> None:
+        self._cap = cap
+        self._cond = threading.Condition()
+        self._taken = 0
+        self._parked = 0
+
+    @property
+    def taken(self) -> int:
+        """Places held right now."""
+        with self._cond:
+            return self._taken
+
+    def enter(self, stop: threading.Event | None = None) -> None:
+        """Wait for a place (or until `stop` is set) and take it."""
+        with self._cond:
+            self._parked += 1
+            try:
+                # The cap may rise without anyone leaving: look again now and then.
+                while self._taken >= max(1, self._cap()) and not (stop and stop.is_set()):
+                    self._cond.wait(0.25)
+            finally:
+                self._parked -= 1
+            self._taken += 1
+
+    def leave(self) -> None:
+        """Give a place back."""
+        with self._cond:
+            self._taken -= 1
+            self._cond.notify()
+
+    def keep(self) -> bool:
+        """After a page: True to go on with the walk, False when over the cap (the place is
+        given back: park, then call enter())."""
+        with self._cond:
+            cap = max(1, self._cap())
+            if self._taken > cap:
+                self._taken -= 1
+                self._cond.notify()
+                return False
+            if self._parked and self._taken < cap:
+                self._cond.notify(cap - self._taken)
+            return True

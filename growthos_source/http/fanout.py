@@ -2,10 +2,12 @@
 
 dlt consumes a resource from one thread; the walks (one per parent record or per time window)
 run on a small pool and pass pages through a bounded queue, so memory stays bounded however many
-walks there are, and all cursor bookkeeping happens in the consuming thread. With a `limit`
-(the client's learnt concurrency, concurrency.py) only that many walks advance at a time: a
-worker over it parks between two pages, keeping its walk, and resumes when a place frees up.
-A worker looking for work holds no place, so a parked walk can always resume.
+walks there are, and all cursor bookkeeping happens in the consuming thread. A walk advances
+only while it holds one of the client's places (concurrency.py: one budget for all resources
+and threads): a worker over the cap parks between two pages, keeping its walk, and resumes when
+a place frees up. A worker looking for work, or waiting for its consumer to take a page, holds
+no place, so a parked walk can always resume and a resource dlt does not pull from cannot hold
+up the others.
 """
 
 from __future__ import annotations
@@ -15,60 +17,25 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from .concurrency import Places
+
 T = TypeVar("T")
 DONE = object()  # a walk finished: (key, DONE) is yielded after its last item
 _EXIT = object()  # a worker thread found no more work
 Job = tuple[Hashable, Callable[[], Iterable[Any]]]
 
 
-class _Places:
-    """At most `cap()` workers advance a walk at once; the others park between pages."""
-
-    def __init__(self, cap: Callable[[], int], stop: threading.Event) -> None:
-        self._cap = cap
-        self._stop = stop
-        self._cond = threading.Condition()
-        self._taken = 0
-        self._parked = 0
-
-    def enter(self) -> None:
-        with self._cond:
-            self._parked += 1
-            try:
-                # The cap may rise without anyone leaving: look again now and then.
-                while self._taken >= max(1, self._cap()) and not self._stop.is_set():
-                    self._cond.wait(0.25)
-            finally:
-                self._parked -= 1
-            self._taken += 1
-
-    def leave(self) -> None:
-        with self._cond:
-            self._taken -= 1
-            self._cond.notify()
-
-    def keep(self) -> bool:
-        """After a page: True to go on with the walk, False to park (then call enter())."""
-        with self._cond:
-            cap = max(1, self._cap())
-            if self._taken > cap:
-                self._taken -= 1
-                self._cond.notify()
-                return False
-            if self._parked and self._taken < cap:
-                self._cond.notify(cap - self._taken)
-            return True
-
-
 def fan_out(jobs: Iterable[Job], workers: int,
             more: Callable[[], Job | None] | None = None,
-            limit: Callable[[], int] | None = None) -> Iterator[tuple[Hashable, Any]]:
+            limit: Callable[[], int] | None = None,
+            places: Places | None = None) -> Iterator[tuple[Hashable, Any]]:
     """Yield (key, item) for every item of every job, and (key, DONE) when a job completes.
 
-    `more`, called by a worker that finds no job left, may hand out new work (a split of a
-    running job, see splitting.py); None lets the worker stop. `limit` caps the jobs advancing
-    at once (see the module docstring). A job's exception stops the others and is re-raised
-    here. With one worker the jobs run in this thread, in order.
+    `workers` threads run the jobs. `more`, called by a worker that finds no job left, may hand
+    out new work (a split of a running job, see splitting.py); None lets the worker stop.
+    `places` (the client's shared budget) or else `limit` caps the jobs advancing at once (see
+    the module docstring). A job's exception stops the others and is re-raised here. With one
+    worker the jobs run in this thread, in order.
     """
     job_list = list(jobs)
     if workers <= 1 or (len(job_list) <= 1 and more is None):
@@ -97,19 +64,32 @@ def fan_out(jobs: Iterable[Job], workers: int,
             nxt = next(todo, None)
         return nxt if nxt is not None or more is None else more()
 
-    places = _Places(limit or (lambda: workers), stop)
+    budget = places or Places(limit or (lambda: workers))
+
+    def hand_over(entry: tuple[Hashable, Any, BaseException | None]) -> bool:
+        """Queue an item; while the consumer lags, without holding a place."""
+        try:
+            q.put_nowait(entry)
+            return True
+        except queue.Full:
+            pass
+        budget.leave()
+        try:
+            return put(entry)
+        finally:
+            budget.enter(stop)
 
     def run(key: Hashable, job: Callable[[], Iterable[Any]]) -> bool:
-        places.enter()
+        budget.enter(stop)
         try:
             for item in job():
-                if not put((key, item, None)):
+                if not hand_over((key, item, None)):
                     return False
-                if not places.keep():
-                    places.enter()
-            return put((key, DONE, None))
+                if not budget.keep():
+                    budget.enter(stop)
+            return hand_over((key, DONE, None))
         finally:
-            places.leave()
+            budget.leave()
 
     def worker() -> None:
         try:

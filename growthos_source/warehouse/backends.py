@@ -56,8 +56,16 @@ class Backend(Protocol):
         """Delete the rows whose `key` is one of `keys` (and, with `also`, whose column
         `also[0]` is one of `also[1]`)."""
 
-    def delete_range(self, table: str, column: str, lo: Any, hi: Any) -> None:
-        """Delete the rows with `lo <= column < hi`."""
+    def delete_range(self, table: str, column: str, lo: Any, hi: Any,
+                     also: Also = None) -> None:
+        """Delete the rows with `lo <= column < hi` (and, with `also`, whose column `also[0]`
+        is one of `also[1]`)."""
+
+    def delete_all(self, table: str) -> None:
+        """Delete every row of `table`."""
+
+    def preload(self, *tables: str) -> None:
+        """Resolve what reading `tables` needs now, on this thread (see stream.open_reader)."""
 
     def keep_one_copy(self, table: str, key: str, keys: Sequence[Any],
                       also: Also = None) -> None:
@@ -127,10 +135,18 @@ class SqlBackend:
                 self.client.execute_sql(f"INSERT INTO {t} SELECT * FROM {tmp}")
                 self.client.execute_sql(f"DROP TABLE {tmp}")
 
-    def delete_range(self, table: str, column: str, lo: Any, hi: Any) -> None:
+    def delete_range(self, table: str, column: str, lo: Any, hi: Any,
+                     also: Also = None) -> None:
         c = self.column(column)
+        extra = f" AND {self._in(*also)}" if also else ""
         self.client.execute_sql(f"DELETE FROM {self.table(table)} WHERE {c} >= "
-                                f"{self.literal(lo)} AND {c} < {self.literal(hi)}")
+                                f"{self.literal(lo)} AND {c} < {self.literal(hi)}{extra}")
+
+    def delete_all(self, table: str) -> None:
+        self.client.execute_sql(f"DELETE FROM {self.table(table)}")
+
+    def preload(self, *tables: str) -> None:
+        pass  # the client is open; qualifying a name needs nothing more
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -158,6 +174,7 @@ class DeltaBackend:
         self._con = duckdb_lib.connect()
         self._con.execute(f'CREATE SCHEMA "{self.dataset}"')
         self._tables: dict[str, Any] = {}
+        self._missing: set[str] = set()  # tables found to have no Delta table in this session
 
     def close(self) -> None:
         self._con.close()
@@ -168,10 +185,13 @@ class DeltaBackend:
         from dlt.common.libs.deltalake import get_delta_tables
         from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+        if name in self._missing:
+            raise DatabaseUndefinedRelation(LookupError(f"table {name} has no Delta table yet"))
         if name not in self._tables:
             try:
                 self._tables[name] = get_delta_tables(self.pipeline, name)[name]
             except (ValueError, TableNotFoundError) as exc:
+                self._missing.add(name)
                 raise DatabaseUndefinedRelation(exc) from exc
         return self._tables[name]
 
@@ -190,9 +210,9 @@ class DeltaBackend:
         return '"' + name.replace('"', '""') + '"'
 
     def literal(self, value: Any) -> str:
-        from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
+        from dlt.common.data_writers.escape import escape_duckdb_literal
 
-        return str(duckdb_factory().capabilities().escape_literal(value))
+        return str(escape_duckdb_literal(value))
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._con.execute(sql).fetchall()]
@@ -221,32 +241,52 @@ class DeltaBackend:
 
     def keep_one_copy(self, table: str, key: str, keys: Sequence[Any],
                       also: Also = None) -> None:
-        # Two Delta commits (delete, append) per chunk: killed in between, the copies are gone
-        # and the rows missing; the marker recovery.py keeps does not help then, so read all
-        # chunks first and write them back at once.
+        # One Delta commit: an overwrite whose predicate selects the copies replaces them with
+        # their distinct rows. (A delete then an append were two commits: a run killed between
+        # them lost the rows for good, as no copy was left for the next run to find.)
         from deltalake import write_deltalake
 
         dt = self._delta(table)
         view = self.table(table)
-        parts = []
+        parts, where = [], []
         for part in chunks(keys):
-            sql_where = self._where(key, part, also)
-            parts.append(self._con.execute(f"SELECT DISTINCT * FROM {view} WHERE {sql_where}")
+            w = self._where(key, part, also)
+            where.append(f"({w})")
+            parts.append(self._con.sql(f"SELECT DISTINCT * FROM {view} WHERE {w}")
                          .to_arrow_table())
-        rows = pa.concat_tables(parts).cast(pa.schema(dt.schema())) if parts else None
-        for part in chunks(keys):
-            dt.delete(self._where(key, part, also))
-        if rows is not None and rows.num_rows:
-            write_deltalake(dt, rows, mode="append")
+        if not parts:
+            return
+        rows = pa.concat_tables(parts).cast(pa.schema(dt.schema()))
+        write_deltalake(dt, rows, mode="overwrite", predicate=" OR ".join(where))
 
-    def delete_range(self, table: str, column: str, lo: Any, hi: Any) -> None:
+    def delete_range(self, table: str, column: str, lo: Any, hi: Any,
+                     also: Also = None) -> None:
         c = self.column(column)
-        self._delta(table).delete(f"{c} >= {_delta_value(lo)} AND {c} < {_delta_value(hi)}")
+        extra = f" AND {self._in(*also)}" if also else ""
+        self._delta(table).delete(f"{c} >= {_delta_instant(lo)} AND {c} < "
+                                  f"{_delta_instant(hi)}{extra}")
+
+    def delete_all(self, table: str) -> None:
+        self._delta(table).delete()
+
+    def preload(self, *tables: str) -> None:
+        # Finding a Delta table asks dlt for the destination's configuration, which must not
+        # happen in an extract worker thread; tables never loaded stay unknown (reads raise
+        # DatabaseUndefinedRelation as they would anyway).
+        from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+        for name in tables:
+            try:
+                self._delta(name)
+            except DatabaseUndefinedRelation:
+                pass
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        # Each Delta write is its own commit; callers order their writes so that a run killed
-        # between two of them is finished by the next run (see deletes.py, recovery.py).
+        # Each Delta write is its own commit (one table each); callers order their writes so
+        # that a run killed between two of them is finished by the next run: deletes.py
+        # (nested rows before their parents, idempotent), stream.replace_ranges (the log
+        # last); keep_one_copy is a single commit.
         yield
 
 
@@ -263,3 +303,14 @@ def _delta_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _delta_instant(value: Any) -> str:
+    """A DataFusion SQL instant comparable with dlt's timestamp columns (microseconds, UTC):
+    `to_timestamp_micros` has no time zone, and DataFusion compares no timestamps of
+    different zones."""
+    import datetime as dt
+
+    v = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    iso = v.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"arrow_cast('{iso}', 'Timestamp(Microsecond, Some(\"UTC\"))')"

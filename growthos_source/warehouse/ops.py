@@ -8,8 +8,10 @@ Reads (None / {} only when the table was never loaded; any other failure to read
     known_ids(table, requires=None)         ids of the live rows (`_deleted_at IS NULL`)
     known_values(table, columns)            {id: (columns...)}
     day_counts(pipeline, table, column)     {"YYYY-MM-DD": rows} by UTC day of a timestamp column
-    read(pipeline, sql, *tables)            rows of a plain SELECT; `{name}` in `sql` becomes
-                                            the qualified name of table `name`
+    read(pipeline, sql, *tables, **literals) rows of a plain SELECT; `{name}` in `sql` becomes
+                                            the qualified name of table `name` (or the escaped
+                                            literal `literals[name]`)
+    restore_state(pipeline)                 dlt's state from the warehouse (a fresh runner)
 Writes:
     delete_days(pipeline, table, column, days)   remove the rows of those UTC days
     update_in / delete_in (on `session()`'s backend)  set a column / delete rows by key
@@ -18,7 +20,8 @@ Sessions:
                                             pipeline's destination (see backends.py)
 
 Deletes (mark/remove with cascades and nested tables) live in `deletes.py`, the replayed-rows
-cleanup and adopting warehouse columns in `recovery.py`; both go through `session()`.
+cleanup and adopting warehouse columns in `recovery.py`, the event stream's reads during extract
+and the replacement of re-read ranges in `stream.py`; all go through `session()`.
 
 Which backend: a destination whose dlt SQL client can write gets `SqlBackend`; the filesystem
 destination with Delta tables gets `DeltaBackend`. Dialect-specific SQL is chosen here from
@@ -77,28 +80,48 @@ def _where(pipeline: dlt.Pipeline, table: str) -> str:
             f"(dataset {pipeline.dataset_name})")
 
 
-def read(pipeline: dlt.Pipeline, sql: str, *tables: str) -> list[tuple[Any, ...]] | None:
-    """Rows of `sql` with `{name}` replaced by each of `tables`' qualified names; None when one
-    of them was never loaded. Raises WarehouseError on any other failure."""
-    if not pipeline.default_schema_name or pipeline.destination is None:
+def read(pipeline: dlt.Pipeline, sql: str, *tables: str, any_pipeline: bool = False,
+         **literals: Any) -> list[tuple[Any, ...]] | None:
+    """Rows of `sql` with `{name}` replaced by each of `tables`' qualified names and by each
+    of `literals` escaped for the destination; None when one of the tables was never loaded.
+    Raises WarehouseError on any other failure. With `any_pipeline`, tables this pipeline's
+    schema does not know are read too (loaded by another pipeline into the same dataset)."""
+    if pipeline.destination is None:
         return None
-    known = pipeline.default_schema.tables
-    if any(t not in known for t in tables):
-        return None
+    if not any_pipeline:
+        known: dict[str, Any] = (pipeline.default_schema.tables
+                                 if pipeline.default_schema_name else {})
+        if any(t not in known for t in tables):
+            return None
     try:
         with session(pipeline) as b:
-            return b.query(sql.format(**{t: b.table(t) for t in tables}))
+            names = {t: b.table(t) for t in tables}
+            values = {k: b.literal(v) for k, v in literals.items()}
+            return b.query(sql.format(**names, **values))
     except DatabaseUndefinedRelation:
         return None  # in the schema (normalized) but not loaded yet
     except GrowthOSError:
         raise
     except Exception as exc:
         raise WarehouseError(f"cannot read {_where(pipeline, tables[0] if tables else '?')}: "
-                             f"{_short(exc)}; check the destination's credentials and that it "
+                             f"{short(exc)}; check the destination's credentials and that it "
                              "is reachable") from exc
 
 
-def _short(exc: BaseException) -> str:
+def restore_state(pipeline: dlt.Pipeline) -> None:
+    """Bring the pipeline's state and schemas from the warehouse when the warehouse's are newer
+    (a runner that starts empty). Raises WarehouseError when the warehouse cannot be read."""
+    try:
+        pipeline.sync_destination()
+    except GrowthOSError:
+        raise
+    except Exception as exc:
+        raise WarehouseError(f"cannot read the state of pipeline {pipeline.pipeline_name} from "
+                             f"the {destination_type(pipeline) or 'destination'} warehouse "
+                             f"(dataset {pipeline.dataset_name}): {short(exc)}") from exc
+
+
+def short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
@@ -172,5 +195,5 @@ def delete_days(pipeline: dlt.Pipeline, table: str, column: str,
         raise
     except Exception as exc:
         raise WarehouseError(f"cannot delete days from {_where(pipeline, table)}: "
-                             f"{_short(exc)}") from exc
+                             f"{short(exc)}") from exc
     return removed

@@ -30,6 +30,7 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TPartialTableSchema
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ..errors import GrowthOSError
 from . import ops
@@ -55,7 +56,15 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
                          for t in _tables_written(pipeline, load_id)})
         if todo:
             _write(marker, todo)
-        pipeline.run()
+        try:
+            pipeline.run()
+        except PipelineStepFailed as exc:
+            from .refusals import explain
+
+            refused = explain(pipeline, exc)  # the package the warehouse refuses: say so
+            if refused is not None:
+                raise refused from exc
+            raise
         recovered = True
     todo = _read(marker)
     if todo:
