@@ -54,6 +54,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     # behind it, for events still being processed at the last run (their range is replaced
     # after the load), and the days and merges the walk cannot see are re-read after it.
     caught_up = feed is None and cur.last is not None and marks.get("through") is None
+    # The first run of a load from start_date (no mark yet): history may begin much later.
+    from_start_date = ctx.start_date is not None and cur.last is None \
+        and marks.get("through") is None
     session = replacements.current()
     # Lookback, reconciliation and re-attribution need the warehouse that sync() opened.
     caught_up = caught_up and session is not None and session.backend is not None
@@ -79,6 +82,8 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         newest, ignored = _probe_stream(client, ep.path, feed)
         if ignored:
             start = None
+        elif from_start_date and start is not None and newest is not None:
+            start = timeline.history_start(client, ep.path, start, newest, probes=ctx.workers)
     else:
         newest = timeline.newest(client, ep.path)
         if newest is None:

@@ -88,3 +88,22 @@ def test_events_arriving_while_chunks_are_read_ahead_are_not_lost(make_sim,
     assert len(lines) >= 3
     assert len(truth(sim, "events")) == 3100
     assert_equals_truth(wh, "events")
+
+
+def test_backfill_from_long_before_the_first_event_skips_the_empty_years(
+        make_sim, tmp_path: Path) -> None:
+    """A start date decades before the first event ("everything") costs a search for where
+    the events begin, not a walk (and in chunks, a dlt run) of every empty window before it."""
+    sim = make_sim(contacts=80, events=3000)
+    first_day = min(e["timestamp"] for e in truth(sim, "events"))[:10]
+    requests = {}
+    for name, start in (("from the first day", first_day), ("from 1990", "1990-01-01")):
+        wh = Warehouse(tmp_path / name.replace(" ", "_"), sim)
+        before = control(sim, "GET", "stats").json().get("requests", 0)
+        sync(wh.pipeline, lambda **kw: wh.source(events_window_days=30, start_date=start,
+                                                 **kw).with_resources("events"),
+             backfill_windows=4)
+        requests[name] = control(sim, "GET", "stats").json().get("requests", 0) - before
+        assert_equals_truth(wh, "events")
+    # 36 empty years are ~440 windows of 30 days; the search is a few rounds of 8 probes.
+    assert requests["from 1990"] <= requests["from the first day"] + 60, requests
