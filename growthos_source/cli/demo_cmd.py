@@ -55,8 +55,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sent = _one_day(sim)
         newest_before = _newest_event(args.dataset_name)
         result = sync(pipeline, growthos(**fixed), command="demo")
-        print("\nAfter one simulated day of activity (its events sent through the Ingest API), "
-              "the incremental run:")
+        print("\nAfter one simulated day (its events sent to the Ingest API), the incremental "
+              "run:")
         common.print_summary(result)
         print(_late_line(sent, args.dataset_name, newest_before))
         if getattr(args, "models", False):
@@ -102,7 +102,7 @@ def _late_line(sent: SentDay, dataset: str, newest_before: object) -> str:
         loaded, behind = con.execute(
             f'SELECT COUNT(*), COUNT(*) FILTER (WHERE "timestamp" < ?) FROM "{dataset}".events '
             f"WHERE message_id IN ({marks})", [newest_before, *ids]).fetchone() or (0, 0)
-    ages = ", ".join(f"{age} ({n})" for age, n in sent.late.items())
+    ages = ", ".join(f"{n} by {age}" for age, n in sent.late.items())
     return (f"Late events: {len(ids)} sent with a timestamp in the past ({ages}); the "
             f"incremental run loaded {loaded} of them, {behind} dated before the first run's "
             "newest event.")
