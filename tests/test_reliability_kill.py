@@ -104,7 +104,7 @@ def test_first_run_killed_mid_backfill_keeps_the_finished_chunks(job: Job) -> No
     """A first run whose event backfill is split into chunks (of 8 windows) is killed while
     extracting a later chunk: the chunks already loaded stay loaded, and one rerun completes
     the copy."""
-    job.env["SOURCES__GROWTHOS__EVENTS_WINDOW_DAYS"] = "30"
+    job.env["SOURCES__GROWTHOS__EVENTS_WINDOW_DAYS"] = "3"
     control(job.sim, "PUT", "faults", json=SLOW).raise_for_status()
     proc = job.start()
     while job.loaded_count() < 2:
