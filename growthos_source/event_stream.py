@@ -15,7 +15,7 @@ from typing import Any
 
 import dlt
 
-from . import reconcile, rejects, replacements, timeline
+from . import backfill_plan, reconcile, rejects, replacements, timeline
 from .arrowize import ArrowPages, Batch
 from .columns import declared_types
 from .endpoints import Endpoint
@@ -94,15 +94,23 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
             # where history starts, no windows, no partial pages but the last.
             yield from _one_walk(ctx, ep, client, cur, None, end, held)
             return
-        # Where history starts only spreads the walks (an empty stretch below the first event
-        # costs no request), except for a chunked backfill, whose chunks are windows from it.
-        bounds = timeline.history_bounds(client, ep.path, probes=walks, newest=newest,
-                                         precision=0.0 if feed is not None else 1 / (2 * walks))
-        if bounds is None:
-            return
+        if feed is not None:
+            # A chunked backfill's chunks are windows from where history starts: the API's
+            # daily counts tell where, and size the windows (backfill_plan.py).
+            bounds, counts = backfill_plan.history(client, ep.path, newest, walks,
+                                                   use_counts=ctx.events_window_planned)
+            feed.day_counts = counts or {}  # asked: none, or not where history starts
+            if bounds[0] is not None:
+                feed.stream_probe = (bounds[1], False)
+        else:
+            # Where history starts only spreads the walks (an empty stretch below the first
+            # event costs no request).
+            found = timeline.history_bounds(client, ep.path, probes=walks, newest=newest,
+                                            precision=1 / (2 * walks))
+            if found is None:
+                return
+            bounds = found
         start, newest = bounds
-        if feed is not None and start is not None:
-            feed.stream_probe = (newest, False)
     if start is None:
         # The API ignores `from`/`to`: every window would read the stream from its newest
         # event. One walk, newest first, down to the mark; the walk keeps [from, to) itself.
@@ -112,7 +120,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         return
     if end is not None and start >= end:
         return
-    all_wins = timeline.windows(start, end, ctx.events_window, newest)
+    all_wins = _windows(ctx, client, feed, start, end, newest)
     # A bounded run (a backfill chunk) takes the oldest windows; `through` records how far it
     # got, so an empty stretch of history still moves the next chunk forward. It also takes
     # up to as many again of the next windows the feed has read to the end already: their
@@ -167,6 +175,20 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         marks["through"] = iso_z(last_end)
     else:
         marks.pop("through", None)
+
+
+def _windows(ctx: Context, client: GrowthOSClient, feed: EventFeed | None, start: dt.datetime,
+             end: dt.datetime | None, newest: dt.datetime | None,
+             ) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """The windows of [start, end): in a chunked backfill sized by the API's daily counts
+    (asked once per backfill) unless the user set their length, else `events_window` long."""
+    if feed is not None and ctx.events_window_planned:
+        if feed.day_counts is None:  # a backfill from a start date, or resumed in a new process
+            feed.day_counts = backfill_plan.counts_from(client, start, newest) or {}
+        if feed.day_counts:
+            return backfill_plan.windows(start, end, feed.day_counts,
+                                         backfill_plan.WINDOW_PAGES * ctx.page_size, newest)
+    return timeline.windows(start, end, ctx.events_window, newest)
 
 
 def _arrow(ep: Endpoint) -> ArrowPages:

@@ -96,6 +96,9 @@ class EventFeed:
         # What the first run learnt of the stream, (newest event, API ignores `to`), for the
         # later runs (event_stream._probe_stream).
         self.stream_probe: tuple[dt.datetime | None, bool] | None = None
+        # The API's events per day, asked once per backfill to plan its windows
+        # (backfill_plan.py); None: not asked yet, {}: the API gave none.
+        self.day_counts: dict[str, int] | None = None
 
     def client(self, fallback: GrowthOSClient) -> GrowthOSClient:
         """The client every walk of the feed uses: the first run's."""

@@ -92,7 +92,7 @@ def growthos(
     on_missing_scope: str = "fail",
     max_requests_per_second: float | None = None,
     workers: int = 64,
-    events_window_days: float = 7,
+    events_window_days: float | None = None,
     events_windows_per_run: int | None = None,
     settling_days: int | None = None,
     page_size: int = 100,
@@ -121,7 +121,9 @@ def growthos(
         X-RateLimit-* headers). workers: the most concurrent walks (child lists, event
         windows); how many run follows the plan's rate x the measured request time
         (http/concurrency.py), one budget for all resources.
-    events_window_days: size of the event-stream windows. events_windows_per_run: load this many
+    events_window_days: size of the event-stream windows (default: 7 days; a chunked
+        backfill's windows are instead cut at day boundaries to hold ~100 pages each by the
+        API's daily event counts, see backfill_plan.py). events_windows_per_run: load this many
         windows per run (a backfill chunk; `sync(..., backfill_windows=N)` loops such runs
         until the stream is caught up), and up to as many again that the chunked backfill's
         feed has already read to the end.
@@ -163,7 +165,8 @@ def growthos(
                        "funnel_ids": list(funnel_ids or []),
                        "cohort_ids": list(cohort_ids or [])},
                   deletes=deletes, workers=max(1, int(workers)), page_size=page_size,
-                  events_window=dt.timedelta(days=events_window_days),
+                  events_window=dt.timedelta(days=events_window_days or 7),
+                  events_window_planned=events_window_days is None,
                   events_windows_per_run=events_windows_per_run,
                   settling_days=settling_days,
                   run_started=iso_z(dt.datetime.now(dt.timezone.utc)),

@@ -44,6 +44,11 @@ def newest(client: GrowthOSClient, path: str) -> dt.datetime | None:
     return _newest_before(client, path, None)
 
 
+def has_before(client: GrowthOSClient, path: str, before: dt.datetime) -> bool:
+    """True if the stream holds an event before `before` (one one-row request)."""
+    return _newest_before(client, path, before) is not None
+
+
 def ignores_to(client: GrowthOSClient, path: str, newest: dt.datetime) -> bool:
     """True if the stream answers `to=newest` (exclusive) with an event at or after it: the API
     ignores the time filters, and windows by `from`/`to` would each read the whole stream."""
@@ -53,6 +58,7 @@ def ignores_to(client: GrowthOSClient, path: str, newest: dt.datetime) -> bool:
 
 def history_bounds(client: GrowthOSClient, path: str, probes: int = 1, *,
                    newest: dt.datetime | None = None, precision: float = 0.0,
+                   checked_to: bool = False,
                    ) -> tuple[dt.datetime | None, dt.datetime] | None:
     """(earliest event's day start, newest event time), or None when there are no events.
     The start is None when it cannot be searched for: the API ignores `to`, or events reach
@@ -60,13 +66,14 @@ def history_bounds(client: GrowthOSClient, path: str, probes: int = 1, *,
 
     Searches on `to` with one-row pages (see `_earliest`), `probes` requests at a time, to
     within a day, or within `precision` x the history's length when that is longer. `newest`:
-    the newest event's time when the caller asked already (saves that request).
+    the newest event's time when the caller asked already (saves that request); `checked_to`:
+    the caller found already that the API keeps `to` (saves that one).
     """
     if newest is None:
         newest = _newest_before(client, path, None)
     if newest is None:
         return None
-    if ignores_to(client, path, newest):
+    if not checked_to and ignores_to(client, path, newest):
         return None, newest
     lo, found = _earliest(lambda t: _newest_before(client, path, t) is not None, newest, probes,
                           precision=precision)

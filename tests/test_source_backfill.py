@@ -107,3 +107,29 @@ def test_backfill_from_long_before_the_first_event_skips_the_empty_years(
         assert_equals_truth(wh, "events")
     # 36 empty years are ~440 windows of 30 days; the search is a few rounds of 8 probes.
     assert requests["from 1990"] <= requests["from the first day"] + 60, requests
+
+
+def test_backfill_windows_planned_from_the_daily_counts_cost_about_the_pages(
+        make_sim, tmp_path: Path) -> None:
+    """By default a chunked backfill cuts its windows from the API's daily event counts (about
+    a hundred pages each, backfill_plan.py): the requests are close to the pages the events
+    fill, where fixed weekly windows each end with a partial page. Chunks still commit
+    separately, and the copy is exact."""
+    sim = make_sim(contacts=80, events=3000)
+    requests = {}
+    for name, window_days in (("planned", None), ("weekly", 7)):
+        wh = Warehouse(tmp_path / name, sim)
+        lines: list[str] = []
+        before = control(sim, "GET", "stats").json().get("requests", 0)
+        sync(wh.pipeline, lambda **kw: wh.source(page_size=10, events_window_days=window_days,
+                                                 **kw).with_resources("events"),
+             backfill_windows=1, progress=lines.append)
+        requests[name] = control(sim, "GET", "stats").json().get("requests", 0) - before
+        assert_equals_truth(wh, "events")
+        if name == "planned":  # ~1,000 events a window (100 pages of 10), one a chunk
+            assert lines and lines[0].startswith("events backfill: 1/3 windows"), lines
+    pages = 3000 // 10
+    # The pages, the count queries, a few probes, one partial page per window and one per
+    # split of a running walk (the unthrottled server lets many walks run at once).
+    assert requests["planned"] <= pages + 25, requests
+    assert requests["weekly"] >= requests["planned"] + 40, requests

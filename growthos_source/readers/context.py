@@ -70,6 +70,9 @@ class Context:
     workers: int = 4
     page_size: int = 100
     events_window: dt.timedelta = dt.timedelta(days=7)
+    # A chunked backfill sizes its windows by the API's daily counts (backfill_plan.py) unless
+    # the user chose `events_window_days`.
+    events_window_planned: bool = True
     events_windows_per_run: int | None = None
     settling_days: int | None = None
     run_started: str = ""

@@ -1,0 +1,146 @@
+"""Windows of a chunked event backfill planned from the API's own daily event counts.
+
+Every window of the event stream is a walk of its own, and every walk ends with a partial page.
+Windows of a fixed length (7 days) hold however many events the history has there: two years of
+30,000 events are 105 windows of ~3 pages, so a third of the backfill's requests were partial
+pages (Free plan: 405 requests for 300 pages' worth). The Management API says in one request how
+many events it holds per day (`POST /analytics/query`, `event_count` by `day`, up to a year a
+request; the same query the count reconciliation uses, see reconcile.py), so the windows can be
+cut at day boundaries to hold about `WINDOW_PAGES` pages each: one partial page per hundred.
+
+The same counts tell where history starts: the year-by-year queries back from the newest event
+stop at the first year whose first day is empty, and one one-row request confirms that nothing
+lies before the first counted day (the search of timeline.py costs ~20 requests in a row).
+
+The counts only size the windows, they never bound what is read: windows cover the whole range
+without gaps, the last one is open-ended, and a start the counts suggest is used only once the
+stream itself confirms it. Wrong counts (another time zone's days, events still being
+processed, an API without the query) cost requests, never events; without counts, or when the
+user set `events_window_days`, windows of that fixed length are used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from . import reconcile, timeline
+from .errors import GrowthOSError
+from .http import GrowthOSClient
+
+logger = logging.getLogger("growthos_source")
+
+UTC = dt.timezone.utc
+DAY = dt.timedelta(days=1)
+# Pages a window should hold: its partial last page is then ~1% of its requests.
+WINDOW_PAGES = 100
+# Years of counts asked for, back from the newest event, before the search of timeline.py is
+# cheaper than more count queries.
+MAX_YEARS = 10
+Bounds = tuple[dt.datetime, dt.datetime | None]
+DayCounts = Callable[[dt.date, dt.date], dict[str, int]]
+
+
+def api_counts(client: GrowthOSClient) -> DayCounts:
+    """The API's events per day over [first, last] (reconcile.api_day_counts), or an empty dict
+    when the API cannot answer (no such query, a key without the analytics scope, an answer of
+    another shape; asked once): the plan then falls back to fixed windows."""
+    failed: list[str] = []
+
+    def counts(first: dt.date, last: dt.date) -> dict[str, int]:
+        if failed:
+            return {}
+        try:
+            return reconcile.api_day_counts(client, first, last)
+        except (GrowthOSError, KeyError, TypeError, ValueError) as exc:
+            failed.append(exc.__class__.__name__)
+            logger.info("events: no daily event counts from the API (%s): the backfill's "
+                        "windows are %s", failed[0], "events_window_days long")
+            return {}
+    return counts
+
+
+def counts_back(day_counts: DayCounts, newest: dt.datetime,
+                years: int = MAX_YEARS) -> dict[str, int] | None:
+    """The API's non-zero daily counts from the newest event's day back to where they begin,
+    a query per `reconcile.QUERY_DAYS` days, or None when there are none or they reach back
+    further than `years` (the caller then searches instead)."""
+    out: dict[str, int] = {}
+    hi = newest.astimezone(UTC).date()
+    for _ in range(years):
+        lo = hi - dt.timedelta(days=reconcile.QUERY_DAYS - 1)
+        got = {d: n for d, n in day_counts(lo, hi).items() if n > 0}
+        out.update(got)
+        if not got or min(got) > lo.isoformat():  # history begins inside [lo, hi]
+            return out or None
+        hi = lo - DAY
+    return None
+
+
+def first_day(counts: dict[str, int]) -> dt.datetime:
+    """Where a backfill by these counts starts: the day before the first counted one, at
+    00:00 UTC (the API's days may be the project's, up to 14 hours off UTC)."""
+    d = dt.date.fromisoformat(min(counts)) - DAY
+    return dt.datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def history(client: GrowthOSClient, path: str, newest: dt.datetime, probes: int,
+            day_counts: DayCounts | None = None, use_counts: bool = True,
+            ) -> tuple[tuple[dt.datetime | None, dt.datetime], dict[str, int] | None]:
+    """((start, newest), counts): where the event stream's history starts (None: the API
+    ignores `to`, or it could not be found) and the daily counts to plan its windows with
+    (None: plan fixed windows). Asks whether the API ignores `to` (one request), then the
+    counts, then confirms their start with one request; falls back to timeline's search (at
+    once without `use_counts`)."""
+    if timeline.ignores_to(client, path, newest):
+        return (None, newest), None
+    counts = counts_back(day_counts or api_counts(client), newest) if use_counts else None
+    if counts:
+        start = first_day(counts)
+        if not timeline.has_before(client, path, start):
+            return (start, newest), counts
+        logger.info("events: the stream holds events before the API's first counted day; "
+                    "searching where they begin")
+    bounds = timeline.history_bounds(client, path, probes, newest=newest, checked_to=True)
+    return (bounds or (None, newest)), None
+
+
+def counts_from(client: GrowthOSClient, start: dt.datetime, newest: dt.datetime | None,
+                day_counts: DayCounts | None = None) -> dict[str, int] | None:
+    """The API's daily counts from `start`'s day to the newest event's (None without any)."""
+    if newest is None or newest < start:
+        return None
+    ask = day_counts or api_counts(client)
+    first, last = start.astimezone(UTC).date(), newest.astimezone(UTC).date()
+    out: dict[str, int] = {}
+    while first <= last:
+        hi = min(last, first + dt.timedelta(days=reconcile.QUERY_DAYS - 1))
+        got = ask(first, hi)
+        out.update({d: n for d, n in got.items() if n > 0})
+        first = hi + DAY
+    return out or None
+
+
+def windows(start: dt.datetime, end: dt.datetime | None, counts: dict[str, int], rows: int,
+            newest: dt.datetime | None) -> list[Bounds]:
+    """[start, end) cut at UTC day boundaries into windows of at least `rows` events by
+    `counts` (the last one takes the rest; open-ended without `end`, as timeline.windows).
+    Deterministic from (start, counts): a later chunk that plans again from an earlier
+    window's end gets the same windows the feed read ahead."""
+    out: list[Bounds] = []
+    a, held = start, 0
+    for day in sorted(counts):
+        d = dt.date.fromisoformat(day)
+        b = dt.datetime(d.year, d.month, d.day, tzinfo=UTC) + DAY
+        if b <= a:
+            continue
+        held += counts[day]
+        if held < rows:
+            continue
+        if (end is not None and b >= end) or (newest is not None and b > newest):
+            break
+        out.append((a, b))
+        a, held = b, 0
+    out.append((a, end))
+    return out
