@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from typing import Any
 
@@ -39,7 +40,7 @@ def test_windows_cover_the_range_at_midnights_with_enough_events_each(seed: int)
     newest = midnight("2026-01-29") + dt.timedelta(hours=5)
     wins = bp.windows(start, None, counts, 10_000, newest)
     assert wins[0][0] == start and wins[-1][1] is None
-    for (a, b), (c, _) in zip(wins, wins[1:], strict=False):
+    for (a, b), (c, _) in itertools.pairwise(wins):
         assert b == c  # no gap, no overlap
         assert b is not None and b.time() == dt.time(0) and b.tzinfo is UTC
         assert held(counts, a, b) >= 10_000
