@@ -106,6 +106,21 @@ def history(client: GrowthOSClient, path: str, newest: dt.datetime, probes: int,
     return (bounds or (None, newest)), None
 
 
+def start_from(client: GrowthOSClient, path: str, start: dt.datetime, newest: dt.datetime,
+               probes: int, day_counts: DayCounts | None = None,
+               ) -> tuple[dt.datetime, dict[str, int] | None]:
+    """(start, counts) of a backfill from a start date: `start`, or the day the events begin
+    when that is later (a start date decades back means "everything"), and the daily counts
+    to plan with. The counts say where events begin (one request confirms it when `start` is
+    earlier); without them, timeline's search."""
+    counts = counts_back(day_counts or api_counts(client), newest)
+    if counts:
+        begin = first_day(counts)
+        if start >= begin or not timeline.has_before(client, path, begin):
+            return max(start, begin), counts
+    return timeline.history_start(client, path, start, newest, probes=probes), None
+
+
 def counts_from(client: GrowthOSClient, start: dt.datetime, newest: dt.datetime | None,
                 day_counts: DayCounts | None = None) -> dict[str, int] | None:
     """The API's daily counts from `start`'s day to the newest event's (None without any)."""

@@ -49,6 +49,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     arrow = _arrow(ep)
     feed = ctx.events_feed
     client = feed.client(ctx.client) if feed is not None else ctx.client
+    # The caught-up run right after a chunked backfill in the same sync() gets the ended feed:
+    # its client keeps the learnt pacing, and what it learnt of the stream spares two probes.
+    handoff, feed = (feed, None) if feed is not None and feed.closed else (None, feed)
     end = parse_ts(ctx.end_date) if ctx.end_date else None
     # Caught up (not inside a chunked backfill) with a mark: the walk starts `events_lookback`
     # behind it, for events still being processed at the last run (their range is replaced
@@ -79,11 +82,17 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
     if low is not None:
         start: dt.datetime | None = parse_ts(low)
-        newest, ignored = _probe_stream(client, ep.path, feed)
+        newest, ignored = _probe_stream(client, ep.path, feed or handoff)
         if ignored:
             start = None
         elif from_start_date and start is not None and newest is not None:
-            start = timeline.history_start(client, ep.path, start, newest, probes=ctx.workers)
+            if feed is not None and ctx.events_window_planned:
+                start, counts = backfill_plan.start_from(client, ep.path, start, newest,
+                                                         ctx.workers)
+                feed.day_counts = counts or {}
+            else:
+                start = timeline.history_start(client, ep.path, start, newest,
+                                               probes=ctx.workers)
     else:
         newest = timeline.newest(client, ep.path)
         if newest is None:
@@ -120,17 +129,23 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         return
     if end is not None and start >= end:
         return
-    all_wins = _windows(ctx, client, feed, start, end, newest)
+    all_wins, planned = _windows(ctx, client, feed, start, end, newest)
     # A bounded run (a backfill chunk) takes the oldest windows; `through` records how far it
     # got, so an empty stretch of history still moves the next chunk forward. It also takes
     # up to as many again of the next windows the feed has read to the end already: their
     # pages wait in memory either way, and each chunk is a dlt run of its own (~1 s).
     per_run = ctx.events_windows_per_run
     if per_run and feed is not None:
+        if planned:
+            # Windows of ~100 pages: a window for every walk the rate and latency need (far
+            # away, dozens), rather than splitting a few: each split ends a walk early, on a
+            # partial page.
+            per_run = max(per_run, ctx.walks(client))
         per_run += feed.read_ahead(all_wins[per_run:], per_run)
     wins = all_wins[: per_run or None]
     last_end = wins[-1][1]
     marks["backlog_windows"] = len(all_wins) - len(wins)
+    marks["run_windows"] = len(wins)
 
     def walk(a: dt.datetime, b: dt.datetime | None,
              window: Window) -> Callable[[], Iterator[list[Row]]]:
@@ -179,16 +194,18 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
 
 def _windows(ctx: Context, client: GrowthOSClient, feed: EventFeed | None, start: dt.datetime,
              end: dt.datetime | None, newest: dt.datetime | None,
-             ) -> list[tuple[dt.datetime, dt.datetime | None]]:
-    """The windows of [start, end): in a chunked backfill sized by the API's daily counts
-    (asked once per backfill) unless the user set their length, else `events_window` long."""
+             ) -> tuple[list[tuple[dt.datetime, dt.datetime | None]], bool]:
+    """The windows of [start, end), and whether they were planned by the API's daily counts
+    (a chunked backfill, counts asked once per backfill, unless the user set their length);
+    else they are `events_window` long."""
     if feed is not None and ctx.events_window_planned:
         if feed.day_counts is None:  # a backfill from a start date, or resumed in a new process
             feed.day_counts = backfill_plan.counts_from(client, start, newest) or {}
         if feed.day_counts:
             return backfill_plan.windows(start, end, feed.day_counts,
-                                         backfill_plan.WINDOW_PAGES * ctx.page_size, newest)
-    return timeline.windows(start, end, ctx.events_window, newest)
+                                         backfill_plan.WINDOW_PAGES * ctx.page_size,
+                                         newest), True
+    return timeline.windows(start, end, ctx.events_window, newest), False
 
 
 def _arrow(ep: Endpoint) -> ArrowPages:

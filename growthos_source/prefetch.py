@@ -150,6 +150,12 @@ class EventFeed:
                 n += 1
             return n
 
+    @property
+    def closed(self) -> bool:
+        """The backfill ended: the run after it only reuses what the feed learnt (its client
+        and `stream_probe`)."""
+        return self._closed
+
     def close(self) -> None:
         """Stop the workers (they finish their current request) and drop what was read ahead."""
         with self._cond:

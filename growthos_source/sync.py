@@ -162,10 +162,13 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     failures: list[isolation.Failure] = []
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
+        feed = EventFeed()  # reads the next chunk while dlt normalizes and loads this one
         failures += isolation.failing("events", lambda: _backfill_events(
             pipeline, source, backfill_windows, fmt, rows, progress,
-            run_kwargs.get("table_format"), rec))
-        run_source = isolation.without(source(), failures)  # fresh after the backfill's runs
+            run_kwargs.get("table_format"), rec, feed))
+        # Fresh after the backfill's runs; the ended feed lends the caught-up run its client
+        # and what it learnt of the stream (event_stream.read_events).
+        run_source = isolation.without(source(events_feed=feed), failures)
 
     def run_one(s: DltSource) -> LoadInfo:
         with replacements.session(pipeline):
@@ -246,11 +249,12 @@ def _events_backlog(pipeline: dlt.Pipeline) -> int | None:
 def _backfill_events(pipeline: dlt.Pipeline, factory: SourceFactory, windows: int,
                      fmt: TLoaderFileFormat, rows: dict[str, int],
                      progress: Callable[[BackfillProgress], None] | None,
-                     table_format: TTableFormat | None, rec: ledger.Recorder) -> None:
+                     table_format: TTableFormat | None, rec: ledger.Recorder,
+                     feed: EventFeed) -> None:
     backlog = _events_backlog(pipeline)
     if backlog == 0:
+        feed.close()
         return  # caught up: the normal run reads the tail
-    feed = EventFeed()  # reads the next chunk while dlt normalizes and loads this one
     try:
         _backfill_chunks(pipeline, factory, windows, fmt, rows, progress, feed, table_format,
                          rec)
@@ -273,8 +277,9 @@ def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
             rows[t] = rows.get(t, 0) + n
         loaded += chunk.get("events", 0)
         backlog = _events_backlog(pipeline) or 0
-        # The first chunk takes `windows`; a later one may take more (read ahead already).
-        done += windows if before is None else before - backlog
+        # A chunk takes `windows` or more (read ahead already, or one per walk).
+        done += int(_events_marks(pipeline).get("run_windows", windows)) if before is None \
+            else before - backlog
         before = backlog
         total = done + backlog
         elapsed = time.monotonic() - started
