@@ -173,7 +173,10 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     yield from _batches(ctx, ep, arrow, cur, pages, held, minutes)
     if caught_up and minutes is not None:
         rr = Reread(ctx, ep, client, arrow, start)
-        if ctx.events_reconcile:
+        # Right after a backfill that read every day (handoff), a count of each day would
+        # only repeat it (a request per 366 days); what arrived late meanwhile is found by the
+        # next run's count.
+        if ctx.events_reconcile and handoff is None:
             # The project's zone is asked once (GET /settings), only when some day differs.
             yield from rr.reconcile(minutes, ctx.project_timezone
                                     or marks.get("project_timezone"),
