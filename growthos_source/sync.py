@@ -166,9 +166,10 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
         failures += isolation.failing("events", lambda: _backfill_events(
             pipeline, source, backfill_windows, fmt, rows, progress,
             run_kwargs.get("table_format"), rec, feed))
-        # Fresh after the backfill's runs; the ended feed lends the caught-up run its client
-        # and what it learnt of the stream (event_stream.read_events).
-        run_source = isolation.without(source(events_feed=feed), failures)
+        # Fresh after the backfill's runs; a feed that read chunks lends the caught-up run its
+        # client and what it learnt of the stream (event_stream.read_events).
+        run_source = isolation.without(
+            source(events_feed=feed) if feed.stream_probe is not None else source(), failures)
 
     def run_one(s: DltSource) -> LoadInfo:
         with replacements.session(pipeline):
@@ -254,7 +255,7 @@ def _backfill_events(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
     backlog = _events_backlog(pipeline)
     if backlog == 0:
         feed.close()
-        return  # caught up: the normal run reads the tail
+        return  # caught up: the normal run reads the tail (and gets no feed)
     try:
         _backfill_chunks(pipeline, factory, windows, fmt, rows, progress, feed, table_format,
                          rec)
