@@ -154,6 +154,7 @@ def fresh_pipeline(name: str, work: Workdir, dataset: str = "growthos",
     our pipeline script does ("default": growthos_source.warehouse's cap); None leaves DuckDB's
     own default (80% of RAM), as a plain dlt pipeline has it."""
     import dlt
+
     from growthos_source.warehouse import DEFAULT_MEMORY_LIMIT, duckdb_destination
 
     if memory_limit == "default":

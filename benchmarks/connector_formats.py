@@ -33,7 +33,7 @@ def main() -> None:
             work = Workdir()
             try:
                 pipeline = fresh_pipeline(f"formats_{fmt}", work)
-                m, result = counted(server, fmt, lambda: sync(
+                m, result = counted(server, fmt, lambda pipeline=pipeline, ids=ids, fmt=fmt: sync(
                     pipeline, growthos(api_key="gos_sk_test_local", base_url=server.base_url,
                                        **ids), loader_file_format=fmt))
                 steps = step_seconds(pipeline)

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from growthos_sim import DEFAULT_KEY, SimServer
-
 from warehouse import Warehouse
+
+from growthos_sim import DEFAULT_KEY, SimServer
 
 BIN = Path(sys.executable).parent / "growthos-sync"
 DB = "warehouse.duckdb"

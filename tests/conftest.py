@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
+from postgres_server import PostgresServer
 
 from growthos_sim import DEFAULT_KEY, SimServer
-from postgres_server import PostgresServer
 
 # dlt must never phone home from tests (no internet here), whatever the user's config says.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")

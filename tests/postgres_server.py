@@ -62,7 +62,7 @@ class PostgresServer:
         return subprocess.run(cmd, check=True, capture_output=True, text=True,
                               cwd="/", **kw)  # type: ignore[call-overload]
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self._external:
             return self
         bin_dir = _bin_dir()

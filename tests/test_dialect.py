@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import control, truth
+from warehouse import CHECKS, Warehouse, assert_equals_truth, norm
+
 from growthos_sim.cli import parse_args
 from growthos_sim.dialect import DOCS_PREFIXES
 from growthos_sim.ratelimit import RateLimiter
-from warehouse import CHECKS, Warehouse, assert_equals_truth, norm
 
 SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 TINY = {"contacts": 40, "events": 200}

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dlt.pipeline.exceptions import PipelineStepFailed
-
 from conftest import control, truth
+from dlt.pipeline.exceptions import PipelineStepFailed
+from warehouse import CHECKS, Warehouse, assert_equals_truth
+
 from growthos_source.cli_errors import one_line
 from growthos_source.isolation import TablesFailedError
-from warehouse import CHECKS, Warehouse, assert_equals_truth
 
 SIZE = {"contacts": 120, "events": 1200}
 TIME_FILTERS = ["from", "to", "created_after", "created_before"]

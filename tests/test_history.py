@@ -3,17 +3,18 @@ leaves exactly its versions, on DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 import dlt
 import httpx
 import pytest
-
 from conftest import control, truth
+from warehouse import Warehouse, norm
+
 from growthos_sim import DEFAULT_KEY, SimServer
 from growthos_source import sync
-from warehouse import Warehouse, norm
 
 TABLES = ("contacts", "contacts_history")
 
@@ -84,7 +85,7 @@ def test_versions_of_a_contact(kind: str, make_sim, tmp_path: Path,
     v = _versions(wh, cid)
     # created, two updates (each closing the one before), deleted (closed), back (open again)
     assert [x["updated_at"] for x in v] == stamps + [stamps[-1]]
-    assert all(a["valid_to"] == b["valid_from"] for a, b in zip(v[:2], v[1:3]))
+    assert all(a["valid_to"] == b["valid_from"] for a, b in itertools.pairwise(v[:3]))
     assert v[2]["valid_to"] is not None and v[2]["valid_to"] < v[3]["valid_from"]
     assert v[3]["valid_to"] is None
     # Every other contact: exactly one open version, equal to the API's record.

@@ -8,10 +8,10 @@ from typing import Any
 
 import dlt
 import pytest
-
 from conftest import control, truth
-from growthos_source import sync
 from warehouse import Warehouse
+
+from growthos_source import sync
 
 TABLES = ("contacts", "events")
 FAULTS = {"seed": 3, "error_rate": 0.06, "rate_limit_rate": 0.06, "retry_after_s": 1}

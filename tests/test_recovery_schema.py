@@ -15,9 +15,8 @@ from typing import Any
 import dlt
 from dlt.extract.source import DltSource
 
-from growthos_source.warehouse import recovery
 from growthos_source.sync import sync
-from growthos_source.warehouse import duckdb_destination
+from growthos_source.warehouse import duckdb_destination, recovery
 
 
 def contacts_source(*rows: dict[str, Any]) -> DltSource:

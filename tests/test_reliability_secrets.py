@@ -17,21 +17,22 @@ import logging
 import pickle
 import threading
 import traceback
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import dlt
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import control
-from growthos_source import growthos, sync
-from growthos_source.cli_errors import one_line
 from pipeline_job import Job
 from warehouse import CHECKS, Warehouse
+
+from growthos_source import growthos, sync
+from growthos_source.cli_errors import one_line
 
 KEY = "gos_sk_SECRET_canary_123"
 READ_ONLY_KEY = "gos_sk_SECRET_canary_ro_456"
@@ -129,7 +130,7 @@ def test_in_process_runs_at_debug_level_leak_the_key_nowhere(
     for what, kw in failing:
         if what == "a 5xx storm":
             control(sim, "PUT", "faults", json={"error_rate": 1.0}).raise_for_status()
-        with pytest.raises(Exception) as err:  # noqa: PT011 - any failure; its text is checked
+        with pytest.raises(Exception) as err:  # any failure: its text is checked
             wh.sync(**kw, **QUICK)
         texts += [(f"{where} ({what})", t) for where, t in exception_texts(err.value)]
         texts += [(f"{where} ({what})", t) for where, t in trace_texts(wh.pipeline)]
@@ -180,7 +181,7 @@ def test_pipeline_script_at_debug_level_leaks_the_key_nowhere(make_sim, tmp_path
 class _Recorder(BaseHTTPRequestHandler):
     """A server on another port: records every request and its Authorization header."""
 
-    seen: list[tuple[str, str | None]] = []
+    seen: ClassVar[list[tuple[str, str | None]]] = []
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -206,7 +207,7 @@ def _fake_api(other: str) -> type[BaseHTTPRequestHandler]:
     elsewhere = f"{other}/v1/contacts?cursor=page2"
 
     class FakeApi(BaseHTTPRequestHandler):
-        seen: list[tuple[str, str | None]] = []
+        seen: ClassVar[list[tuple[str, str | None]]] = []
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -274,7 +275,7 @@ def test_the_token_is_only_sent_to_the_configured_host(two_hosts: tuple[Any, Any
         assert con.execute("SELECT id FROM h.contacts ORDER BY id").fetchall() == \
             [("con_1",), ("con_2",)]
     # A redirect to another host is not followed: a clear error, nothing sent there.
-    with pytest.raises(Exception) as err:  # noqa: PT011 - the line is checked
+    with pytest.raises(Exception) as err:  # any failure: the line is checked
         sync(pipeline, growthos(api_key=KEY, base_url=base_url, **QUICK)
              .with_resources("project_settings"))
     assert "redirect" in one_line(err.value) and "not followed" in one_line(err.value)

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import psycopg2
-
 from cli_run import BIN, Project
 from conftest import control, truth
 from warehouse import assert_equals_truth

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import dagster
 import dlt
-
 from conftest import truth
-from growthos_sim import DEFAULT_KEY
 from warehouse import Warehouse, assert_equals_truth
+
+from growthos_sim import DEFAULT_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,9 @@ from typing import Any
 
 import httpx
 import yaml
+from conftest import control, truth
 
 from growthos_sim import DEFAULT_KEY, SimServer
-
-from conftest import control, truth
 
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -189,7 +188,7 @@ def test_rate_limit_headers_on_every_response(make_sim: Any, api: Any) -> None:
               c.post("/segments", json={"name": 1}),                     # 422
               c.delete("/settings/keys/key_doesnotexist0000"),           # 404 on a write
               httpx.get(f"{s.base_url}/contacts", timeout=30)):          # 401
-        limit, remaining, _ = assert_rate_headers(r)
+        limit, _, _ = assert_rate_headers(r)
         assert limit == 10
     for plan, limit in (("growth", 50), ("scale", 100)):
         assert assert_rate_headers(api(make_sim(contacts=50, events=500, plan=plan))

@@ -8,19 +8,19 @@ bug in one of them.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import hypothesis
 import pytest
 import schemathesis
 import yaml
+from conftest import truth
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from growthos_sim import DEFAULT_KEY, SimServer
 from growthos_sim.routing import HANDLERS, load_document
-
-from conftest import truth
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_KEY}"}
 METHODS = ("get", "post", "patch", "put", "delete")

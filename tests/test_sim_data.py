@@ -8,12 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import control, truth
 
 from growthos_sim import SimServer
 from growthos_sim.seeding import build_world
 from growthos_sim.truth import tables as truth_tables
-
-from conftest import control, truth
 
 Row = dict[str, Any]
 TABLES = sorted(truth_tables(build_world(1, 5, 5)))

@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import control, truth
 
 from growthos_sim import DEFAULT_KEY, SimServer
-
-from conftest import control, truth
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_KEY}"}
 OFF = {"error_rate": 0.0, "rate_limit_rate": 0.0, "disconnect_rate": 0.0, "truncate_rate": 0.0,
@@ -85,9 +84,9 @@ def test_rate_limit_rate_answers_429_with_retry_after(fs: SimServer,
 def test_disconnect_rate_closes_the_connection_without_an_answer(fs: SimServer) -> None:
     set_faults(fs, seed=1, disconnect_rate=1.0)
     for _ in range(3):
-        with httpx.Client(base_url=fs.base_url, headers=AUTH, timeout=10) as c:
-            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-                c.get("/contacts")
+        with (httpx.Client(base_url=fs.base_url, headers=AUTH, timeout=10) as c,
+              pytest.raises((httpx.RemoteProtocolError, httpx.ReadError))):
+            c.get("/contacts")
     set_faults(fs)
     with httpx.Client(base_url=fs.base_url, headers=AUTH, timeout=10) as c:
         assert c.get("/contacts").status_code == 200

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import control, truth
 
 from growthos_sim import DEFAULT_KEY, DEFAULT_WRITE_KEY, SimServer
-
-from conftest import control, truth
 
 Row = dict[str, Any]
 SIZE = {"contacts": 80, "events": 800}

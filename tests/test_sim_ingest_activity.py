@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from conftest import control, truth
+
 from growthos_sim import SimServer
 from growthos_sim.activity import send_day
 from growthos_sim.util import iso_ms, parse_duration_ms, parse_ms
-
-from conftest import control, truth
 
 
 def test_send_day_lands_exactly_what_it_reports(make_sim) -> None:
@@ -28,7 +28,7 @@ def test_send_day_lands_exactly_what_it_reports(make_sim) -> None:
                                for age, n in sent.late.items()})
     assert sorted(sent.late_message_ids) == sorted(
         e["message_id"] for e in new if e["event"] == "offline_action")
-    assert {e["received_at"] for e in new} <= {iso_ms(now + k) for k in range(0, 5000)}
+    assert {e["received_at"] for e in new} <= {iso_ms(now + k) for k in range(5000)}
     # Stitched and aliased visitors: no anonymous-only contact keeps events of a visitor who
     # was identified; every event of a day user carries its user's contact.
     users = set(sent.user_ids)

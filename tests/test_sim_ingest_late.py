@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import control, truth
 
 from growthos_sim import SimServer
 from growthos_sim.events import EventStore
-
-from conftest import control, truth
 
 Row = dict[str, Any]
 SIZE = {"contacts": 120, "events": 1500}

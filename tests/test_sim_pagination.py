@@ -10,16 +10,16 @@ The other tests check the page envelope, limits, cursor errors and the documente
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
+from conftest import control, truth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from growthos_sim import DEFAULT_KEY, SimServer
-
-from conftest import control, truth
 
 Row = dict[str, Any]
 

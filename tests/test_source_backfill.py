@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import control, truth
-from growthos_source import sync
 from warehouse import Warehouse, assert_equals_truth
+
+from growthos_source import sync
 
 
 def factory(wh: Warehouse, **fixed: Any) -> Any:
@@ -100,8 +100,8 @@ def test_backfill_from_long_before_the_first_event_skips_the_empty_years(
     for name, start in (("from the first day", first_day), ("from 1990", "1990-01-01")):
         wh = Warehouse(tmp_path / name.replace(" ", "_"), sim)
         before = control(sim, "GET", "stats").json().get("requests", 0)
-        sync(wh.pipeline, lambda **kw: wh.source(events_window_days=30, start_date=start,
-                                                 **kw).with_resources("events"),
+        sync(wh.pipeline, lambda wh=wh, start=start, **kw: wh.source(
+                 events_window_days=30, start_date=start, **kw).with_resources("events"),
              backfill_windows=4)
         requests[name] = control(sim, "GET", "stats").json().get("requests", 0) - before
         assert_equals_truth(wh, "events")

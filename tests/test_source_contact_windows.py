@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest import control
 from warehouse import Warehouse, assert_equals_truth
 

@@ -25,7 +25,8 @@ def run_script(tmp: Path, env: dict[str, str], *args: str) -> subprocess.Complet
                  "DESTINATION__DUCKDB__CREDENTIALS": str(tmp / "wh.duckdb")})
     full.update(env)
     return subprocess.run([sys.executable, str(SCRIPT), "--progress", "none", *args],
-                          cwd=tmp, env=full, capture_output=True, text=True, timeout=300)
+                          check=False, cwd=tmp, env=full, capture_output=True, text=True,
+                          timeout=300)
 
 
 def free_port() -> int:

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import control
-from growthos_source.splitting import Splitter, Window
 from warehouse import Warehouse, assert_equals_truth
+
+from growthos_source.splitting import Splitter, Window
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
@@ -47,7 +47,7 @@ def test_the_middle_is_whole_seconds_and_tiny_ranges_are_not_split() -> None:
     """Whole seconds: an API sending whole-second timestamps shows an event of 14:22:05.700 as
     14:22:05, and only a split at a second's start keeps every such event on one side."""
     w = Window(T0, None, T0 + dt.timedelta(seconds=3, milliseconds=500))
-    lo, mid = w.split_lower_half() or (None, None)
+    _, mid = w.split_lower_half() or (None, None)
     assert mid is not None and mid.microsecond == 0 and T0 < mid
     w = Window(T0, T0 + dt.timedelta(seconds=1), T0 + dt.timedelta(seconds=1))
     assert w.split_lower_half() is None

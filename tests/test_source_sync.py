@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import control, truth
 from warehouse import CHECKS, Warehouse, assert_equals_truth
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from growthos_source import instants, timeline
-from growthos_source.http.pagination import Page
 from growthos_source.errors import CursorExpiredError
+from growthos_source.http.pagination import Page
 from growthos_source.incremental import iso_z, parse_ts
 from growthos_source.walks import resume_before, walk_events
 

@@ -4,6 +4,7 @@ warehouse with the local server's truth."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -118,21 +119,25 @@ class Warehouse:
             finally:
                 con.close()
         if self.kind == "delta":
-            with self._lake() as con:
+            with self._lake(sql) as con:
                 return con.execute(sql).fetchall()
         with duckdb.connect(self.db, read_only=True) as con:
             return con.execute(sql).fetchall()
 
-    def _lake(self) -> Any:
+    def _lake(self, sql: str | None = None) -> Any:
         """An in-memory DuckDB with a view per Delta table of the dataset, read by deltalake
-        (DuckDB's own delta extension is downloaded on first use: no internet here)."""
+        (DuckDB's own delta extension is downloaded on first use: no internet here). With `sql`,
+        only the tables it names as `<dataset>.<table>`, since opening every Delta table for
+        every query is what made the exactness checks slow; all of them for information_schema."""
         from deltalake import DeltaTable
 
+        wanted = None if sql is None or "information_schema" in sql else set(
+            re.findall(rf'"?\b{re.escape(self.dataset)}"?\."?(\w+)', sql))
         con = duckdb.connect()
         con.execute(f'CREATE SCHEMA "{self.dataset}"')
         root = self.lake / self.dataset
         for d in sorted(root.iterdir()) if root.is_dir() else ():
-            if (d / "_delta_log").is_dir():
+            if (wanted is None or d.name in wanted) and (d / "_delta_log").is_dir():
                 con.register(f"_t_{d.name}", DeltaTable(str(d)).to_pyarrow_dataset())
                 # LIMIT: DuckDB must not push filters into a dataset whose files disagree on
                 # a text column's arrow type (string / dictionary / string_view)
@@ -151,9 +156,9 @@ class Warehouse:
 
     def columns(self, table: str) -> set[str]:
         if self.kind == "delta":
-            with self._lake() as con:
-                return {r[0] for r in con.execute(
-                    f'DESCRIBE "{self.dataset}"."{table}"').fetchall()}
+            sql = f'DESCRIBE "{self.dataset}"."{table}"'
+            with self._lake(sql) as con:
+                return {r[0] for r in con.execute(sql).fetchall()}
         return {r[0] for r in self.query(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = '{ds}' "
             f"AND table_name = '{table}'")}
