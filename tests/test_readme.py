@@ -144,3 +144,13 @@ def test_a_second_folders_demo_is_refused_and_the_readme_fix_works(
                            cwd=second, **run)
     assert fixed.returncode == 0, (fixed.stdout + fixed.stderr)[-3000:]
     assert (second / "growthos_demo.duckdb").is_file()
+    # The refusal's own fix, another pipeline name, works for the demo too.
+    third = tmp_path / "third"
+    third.mkdir()
+    (third / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    name = re.search(r"--pipeline-name (\w+)", errors[0])
+    assert name, errors[0]
+    other = subprocess.run([str(BIN), "demo", *small, "--pipeline-name", name.group(1)],
+                           check=False, cwd=third, **run)
+    assert other.returncode == 0, (other.stdout + other.stderr)[-3000:]
+    assert (third / "growthos_demo.duckdb").is_file()

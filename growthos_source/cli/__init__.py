@@ -76,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
                            help="contacts in the demo data (default 2000)")
             s.add_argument("--events", type=int, default=20_000,
                            help="events in the demo data (default 20000)")
+            s.set_defaults(pipeline_name="growthos_demo")  # apart from the nightly pipeline
         s.set_defaults(func=func)
     return p
 

@@ -45,7 +45,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # recorded in the pipeline's state by an earlier demo run, wherever that was.
         collector = dlt_collector(getattr(args, "progress", "none"))
         kw = {} if collector is None else {"progress": collector}
-        pipeline = dlt.pipeline(pipeline_name="growthos_demo",
+        pipeline = dlt.pipeline(pipeline_name=args.pipeline_name,
                                 destination=common.destination(args, os.path.abspath(DEMO_DB)),
                                 dataset_name=args.dataset_name, **kw)
         print(f"Syncing {sim.base_url} -> {DEMO_DB} (dataset {args.dataset_name})")
