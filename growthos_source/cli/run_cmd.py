@@ -74,7 +74,7 @@ def factory(args: argparse.Namespace, tables: list[str] | None,
     """A source factory for sync(): the configured source, restricted to `tables`."""
     def build(**kw: Any) -> Any:
         src = growthos(**{**fixed, **kw})
-        if tables is not None and not kw.get("events_feed"):
+        if tables is not None:
             # The history tables ride on their table's selection.
             extra = [f"{t}_history" for t in fixed.get("history", []) if t in tables]
             src = src.with_resources(*tables, *extra)
