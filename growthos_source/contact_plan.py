@@ -9,11 +9,13 @@ drops the ids the first page gave), as many as the pages left need: from a total
 may carry, else the size an earlier whole walk saw, else what the first page's `created_at`
 values show (a page of a list in creation order, or newest first, covers a stretch of history
 whose share of the whole tells how many pages follow). A page in no such order tells nothing:
-then just enough windows for the concurrency the rate limit needs.
+the first sync then walks on from it (fewest requests), and later runs size their windows from
+what it saw. The list's order is not documented, so it only ever sizes windows: exactness never
+depends on it.
 
 Before the first split, two one-row probes check that the API honours both filters (one that
-ignores a filter would make every window read the whole list) and where history starts; an
-earlier split walk spares them.
+ignores a filter would make every window read the whole list); a walk that split spares them
+next time.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ def announced_total(extra: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _order(stamps: list[dt.datetime]) -> str | None:
+    pairs = list(itertools.pairwise(stamps))
+    if all(a <= b for a, b in pairs):
+        return "asc"
+    return "desc" if all(a >= b for a, b in pairs) else None
+
+
 def pages_left(stamps: list[dt.datetime], rows: int, page_size: int, *, total: int | None,
                known: Known | None, start: dt.datetime | None, end: dt.datetime) -> int | None:
     """Pages of the list after its first page (which held `rows` rows, whose `created_at`
@@ -88,12 +97,10 @@ def pages_left(stamps: list[dt.datetime], rows: int, page_size: int, *, total: i
         return math.ceil(max(0, total - rows) / max(1, page_size))
     if known is not None and known.rows > rows:
         return max(1, math.ceil(known.rows / max(1, page_size)) - 1)
-    if len(stamps) < 2:
-        return None
-    pairs = list(itertools.pairwise(stamps))
-    if all(a <= b for a, b in pairs):  # creation order: the rest is after the page
+    order = _order(stamps) if len(stamps) > 1 else None
+    if order == "asc":  # creation order: the rest is after the page
         covered, rest = stamps[-1] - stamps[0], end - stamps[-1]
-    elif all(a >= b for a, b in pairs) and start is not None:  # newest first
+    elif order == "desc" and start is not None:  # newest first: the rest is before it
         covered, rest = stamps[0] - stamps[-1], stamps[-1] - start
     else:
         return None
@@ -104,13 +111,10 @@ def pages_left(stamps: list[dt.datetime], rows: int, page_size: int, *, total: i
     return math.ceil(rest / covered)
 
 
-def window_count(left: int | None, walks: int, most: int) -> int:
-    """Windows for `left` pages after the first (None: unknown), with `walks` walks in
-    flight and at most `most` windows: one window per PAGES_PER_WINDOW pages, or `walks`
-    when the size is unknown."""
-    if left is None:
-        return min(walks, most)
-    return min(most, left // PAGES_PER_WINDOW)
+def window_count(left: int, walks: int) -> int:
+    """Windows for `left` pages after the first with `walks` walks in flight: one per
+    PAGES_PER_WINDOW pages, at most WINDOWS_PER_WALK per walk."""
+    return min(walks * WINDOWS_PER_WALK, left // PAGES_PER_WINDOW)
 
 
 def windows(base: Params, lo: dt.datetime, end: dt.datetime, count: int) -> list[Params]:
@@ -138,34 +142,29 @@ def _one(client: GrowthOSClient, path: str, base: Params, name: str, at: dt.date
     return (True, created(data[0])) if data else (False, None)
 
 
-def check_filters(client: GrowthOSClient, path: str, base: Params, head: dt.datetime,
-                  oldest: dt.datetime, probes: int, precision: float,
-                  ) -> tuple[bool, dt.datetime | None]:
-    """(both filters honoured, where creation history starts: None if not found).
-
-    `head` is the `created_at` of the list's first row, `oldest` the oldest of its first page.
-    An API that ignores a filter answers the list's first row, which the bounds here exclude
-    (a second past `head`, a second before `oldest`). With nothing before `oldest`, history
-    starts there; otherwise it is searched for (timeline._earliest)."""
+def honours_filters(client: GrowthOSClient, path: str, base: Params, head: dt.datetime,
+                    oldest: dt.datetime) -> tuple[bool, bool]:
+    """(both filters honoured, contacts exist created before `oldest`), in two one-row
+    requests. `head` is the `created_at` of the list's first row, `oldest` the oldest of its
+    first page. An API that ignores a filter answers the list's first row, which the bounds
+    here exclude: a second past `head`, a second before `oldest`."""
     after = head + SECOND
     found, at = _one(client, path, base, "created_after", after)
     if found and (at is None or at < after):
-        return False, None
+        return False, False
     before = oldest - SECOND
     found, at = _one(client, path, base, "created_before", before)
-    if not found:
-        return True, oldest
-    if at is None or at > before:
-        return False, None
-    lo, ok = _earliest(lambda t: _one(client, path, base, "created_before", t)[0], before,
-                       probes, precision=precision)
-    return True, (lo if ok else None)
+    return (False, False) if found and (at is None or at > before) else (True, found)
 
 
 def plan(client: GrowthOSClient, path: str, base: Params, page: Page, *, page_size: int,
          walks: Callable[[], int], known: Known | None = None) -> list[Params]:
     """The windows to walk the rest of the list in, after its first `page` (read with
-    `base`); [] to go on with that page's walk. `walks()`: the walks the rate allows now."""
+    `base`); [] to go on with that page's walk. `walks()`: the walks the rate allows now.
+
+    Where the windows start: where an earlier walk saw history start, else the first page's
+    oldest row (in creation order the start itself; in no order, the oldest of a sample of
+    the whole history), else (newest first) searched for as for the event stream."""
     head = created(page.data[0]) if page.data else None
     stamps = [t for t in map(created, page.data) if t is not None]
     if not page.more or head is None:
@@ -174,23 +173,22 @@ def plan(client: GrowthOSClient, path: str, base: Params, page: Page, *, page_si
         dt.datetime.now(dt.timezone.utc)
     if known is not None and known.rows > len(page.data):  # else it saw a smaller list
         end = min(end, known.newest + SECOND)
-    start = known.start if known is not None else None
-    total = announced_total(page.extra)
-
-    def left(at: dt.datetime | None) -> int | None:
-        return pages_left(stamps, len(page.data), page_size, total=total, known=known,
-                          start=at, end=end)
-
-    def count(at: dt.datetime | None) -> int:
-        return window_count(left(at), walks(), walks() * WINDOWS_PER_WALK)
-
-    if left(start) is not None and count(start) < 2:
-        return []  # too few pages follow to be worth windows (and their probes)
+    order = _order(stamps)
+    start = known.start if known is not None else None if order == "desc" else min(stamps)
+    left = pages_left(stamps, len(page.data), page_size, total=announced_total(page.extra),
+                      known=known, start=start, end=end)
+    if left is None or window_count(left, walks()) < 2:
+        return []  # too few pages follow to be worth windows (or nothing tells): one walk
     if known is None or not known.checked:
-        ok, found = check_filters(client, path, base, head, min(stamps), walks(),
-                                  precision=1 / (2 * max(2, walks())))
-        if not ok or found is None:
+        ok, older = honours_filters(client, path, base, head, min(stamps))
+        if not ok:
             return []
-        start = start or found
-    n = count(start)
-    return windows(base, start or min(stamps), end, n) if n >= 2 else []
+        if start is None and not older:
+            start = min(stamps)
+    if start is None:  # newest first, a total announced: where history starts is searched
+        lo, found = _earliest(lambda t: _one(client, path, base, "created_before", t)[0],
+                              min(stamps) - SECOND, walks(), precision=1 / (2 * walks()))
+        if not found:
+            return []
+        start = lo
+    return windows(base, start, end, window_count(left, walks()))
