@@ -187,7 +187,7 @@ def plan(client: GrowthOSClient, path: str, base: Params, page: Page, *, page_si
             start = min(stamps)
     if start is None:  # newest first, a total announced: where history starts is searched
         lo, found = _earliest(lambda t: _one(client, path, base, "created_before", t)[0],
-                              min(stamps) - SECOND, walks(), precision=1 / (2 * walks()))
+                              min(stamps) - SECOND, walks(), precision=1 / (2 * max(2, walks())))
         if not found:
             return []
         start = lo
