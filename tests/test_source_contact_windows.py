@@ -45,9 +45,10 @@ def test_a_first_sync_of_a_one_page_list_costs_one_request(make_sim, tmp_path: P
     assert_equals_truth(wh, "contacts")
 
 
+@pytest.mark.parametrize("dialect", ["document", "docs"])
 def test_a_large_list_is_split_into_windows_and_stays_exact(
-        make_sim, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    sim = make_sim(contacts=3000, events=100, latency_ms=2)
+        make_sim, tmp_path: Path, caplog: pytest.LogCaptureFixture, dialect: str) -> None:
+    sim = make_sim(contacts=3000, events=100, latency_ms=2, dialect=dialect)
     wh = Warehouse(tmp_path, sim)
     caplog.set_level("DEBUG", logger="growthos_source")  # one line per request sent
     before = _requests(sim)
