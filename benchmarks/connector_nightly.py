@@ -44,6 +44,16 @@ from common import (
 )
 
 
+def ledger_requests(pipeline: Any) -> dict[str, int]:
+    """Requests per table of the pipeline's latest run, as its ledger (`_growthos_runs`)
+    counted them."""
+    with pipeline.sql_client() as c:
+        runs = c.make_qualified_table_name("_growthos_runs")
+        rows = c.execute_sql(f"SELECT table_name, requests FROM {runs} WHERE run_id = "
+                             f"(SELECT run_id FROM {runs} ORDER BY started_at DESC LIMIT 1)")
+    return {str(t): int(n or 0) for t, n in rows or []}
+
+
 def pages(n: int) -> int:
     return max(1, math.ceil(n / 100))
 
@@ -159,6 +169,7 @@ def main() -> int:
         print("running: backfill ...", flush=True)
         back, r0 = counted(srv, "backfill", lambda: sync(pipeline, source()))
         back.steps = step_seconds(pipeline)
+        q0 = ledger_requests(pipeline)
         min0 = minimum(srv, info0, info0["events"], history_days(srv, info0))
 
         links_before = link_conversions(srv)
@@ -180,16 +191,19 @@ def main() -> int:
         print("running: incremental ...", flush=True)
         inc, r1 = counted(srv, "incremental", lambda: sync(pipeline, source()))
         inc.steps = step_seconds(pipeline)
+        q1 = ledger_requests(pipeline)
     work.cleanup()
 
     rows = []
     for table_name in sorted(min1, key=lambda t: -min1[t][2]):
         a, b = min0[table_name], min1[table_name]
-        rows.append([table_name, b[0], b[1], b[2], r1.rows.get(table_name, 0), a[2],
+        rows.append([table_name, b[0], b[1], q1.get(table_name), b[2],
+                     r1.rows.get(table_name, 0), q0.get(table_name), a[2],
                      r0.rows.get(table_name, 0)])
-    table(["table", "parents", "records", "min req (incr)", "rows loaded (incr)",
-           "min req (backfill)", "rows loaded (backfill)"], rows,
-          title="Minimum requests per table (records: live now; incr events: new ones)")
+    table(["table", "parents", "records", "req (incr)", "min req (incr)", "rows loaded (incr)",
+           "req (backfill)", "min req (backfill)", "rows loaded (backfill)"], rows,
+          title="Requests per table (the ledger's count) and their minimum (records: live "
+                "now; incr events: new ones)")
 
     m0, m1 = sum(v[2] for v in min0.values()), sum(v[2] for v in min1.values())
     rps = PLAN_RPS.get(args.plan)

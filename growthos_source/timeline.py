@@ -7,7 +7,6 @@ filters, so the earliest event can be found with a few one-row requests instead 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -204,57 +203,3 @@ def merge_windows(wins: list[tuple[dt.datetime, dt.datetime | None]], n: int
         out.append((wins[i][0], wins[j - 1][1]))
         i = j
     return out
-
-
-def _any_created_before(client: GrowthOSClient, path: str, base: dict[str, Any],
-                        before: dt.datetime) -> bool:
-    body = client.request("GET", path, params={**base, "created_before": iso_z(before),
-                                               "limit": 1})
-    return bool(body.get("data"))
-
-
-def contact_windows(client: GrowthOSClient, path: str, base: dict[str, Any],
-                    n: Callable[[], int], probes: Callable[[], int] = lambda: 1,
-                    known: tuple[dt.datetime, dt.datetime] | None = None,
-                    ) -> tuple[list[dict[str, Any]], dt.datetime | None]:
-    """Query parameters of up to `n()` `created_after`/`created_before` windows that together
-    cover every contact with a `created_at`, to walk concurrently (`[base]` when there is
-    nothing to split), and the instant creation history was found to start (None: not
-    searched, or nothing to split). `n` and `probes` are asked after the first request (which
-    tells the client the rate and the latency: with one walk enough, nothing is searched).
-
-    Where creation history starts is found as for the event stream, by asking whether any
-    contact was created before an instant (one-row requests, `probes` at a time), unless
-    `known` gives (start, newest `created_at`) from an earlier walk: the windows then span
-    that stretch with no search. The first window has no lower bound and the last no upper one
-    (beyond `base`'s), so an inexact search or a stale `known` loses nothing. Whether the
-    filters' edges are inclusive is not documented: each window starts a second before the
-    previous one ends, and the caller drops the ids it already has.
-    """
-    end = parse_ts(base["created_before"]) if base.get("created_before") else \
-        dt.datetime.now(dt.timezone.utc)
-    if known is not None and known[0] < min(known[1], end):
-        count = n()
-        if count < 2:
-            return [base], None
-        lo, end = known[0], min(known[1], end)
-    else:
-        if not _any_created_before(client, path, base, end):
-            return [base], None
-        count = n()
-        if count < 2:
-            return [base], None
-        lo, found = _earliest(lambda t: _any_created_before(client, path, base, t), end,
-                              probes(), precision=1 / (2 * count))
-        if not found:
-            return [base], None
-    edges = sorted({(lo + (end - lo) * i / count).replace(microsecond=0)
-                    for i in range(1, count)})
-    if not edges:
-        return [base], lo
-    out = [{**base, "created_before": iso_z(edges[0])}]
-    for a, b in itertools.pairwise(edges):
-        out.append({**base, "created_after": iso_z(a - dt.timedelta(seconds=1)),
-                    "created_before": iso_z(b)})
-    out.append({**base, "created_after": iso_z(edges[-1] - dt.timedelta(seconds=1))})
-    return out, lo

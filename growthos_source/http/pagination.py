@@ -27,6 +27,9 @@ class Page:
     extra: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     body: bytes | None = field(default=None, repr=False, compare=False)
+    # The list goes on after this page (has_more with a next cursor): a caller that reads
+    # only the first page can tell a one-page list without asking for a second.
+    more: bool = field(default=False, compare=False)
 
 
 def paginate(get: Get, path: str, params: Mapping[str, Any] | None = None, *,
@@ -55,7 +58,8 @@ def paginate(get: Get, path: str, params: Mapping[str, Any] | None = None, *,
                 request_id=rid)
         extra = {k: v for k, v in body.items()
                  if k not in ("data", "has_more", "next_cursor", "request_id")}
-        yield Page(data=data, extra=extra, request_id=rid, body=content)
+        yield Page(data=data, extra=extra, request_id=rid, body=content,
+                   more=bool(has_more and cursor))
         if not has_more or not cursor:
             if has_more:
                 logger.warning("GET %s: has_more is true but next_cursor is empty; stopping",

@@ -3,17 +3,15 @@ tables fed by them: records past the mark, plus deletions after a whole walk."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import dlt
 
-from .. import rejects, shapes
+from .. import contact_plan, rejects, shapes
 from ..endpoints import Endpoint
 from ..http.fanout import DONE, fan_out
-from ..incremental import Cursor, iso_z, parse_ts, ts_key
-from ..timeline import contact_windows
+from ..incremental import Cursor, ts_key
 from ..walks import walk
 from ..warehouse import deletes
 from .context import (
@@ -28,36 +26,14 @@ from .context import (
     table_marks,
 )
 
-# /contacts is walked in created_at windows, this many per worker: a window's walk is one cursor
-# chain (~18 pages/s at 50 ms), and many small windows keep the end of the walk short.
-CONTACT_WINDOWS_PER_WORKER = 4
-# Once an earlier walk told the list's size, windows of about this many pages: each window
-# costs about one request more than its share of the list (its last, partial page), so many
-# small windows cost up to a third more requests on a nightly run for little time.
-PAGES_PER_WINDOW = 20
-
-
-def _window_plan(ctx: Context, shape: Any
-                 ) -> tuple[Callable[[], int], tuple[dt.datetime, dt.datetime] | None]:
-    """How many created_at windows to walk /contacts in (asked once the first request has
-    told the rate and latency), and the stretch of creation history an earlier walk saw
-    (start, newest `created_at`), which spares the search for it."""
-    def most() -> int:
-        return ctx.walks() * CONTACT_WINDOWS_PER_WORKER
-    if not isinstance(shape, dict):
-        return most, None
-    try:
-        rows = int(shape["rows"])
-        known = (parse_ts(shape["from"]), parse_ts(shape["newest"] or shape["from"]))
-    except (KeyError, TypeError, ValueError):
-        return most, None
-    pages = -(-rows // max(1, ctx.page_size))
-    return lambda: max(2, min(most(), -(-pages // PAGES_PER_WINDOW))), known
-
 
 # ---- top-level walks -------------------------------------------------------------------------
 def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
-    """Every live record of a list, page by page, then a WalkComplete marker."""
+    """Every live record of a list, page by page, then a WalkComplete marker.
+
+    The first page of the whole list is read first: a list of one page costs that request.
+    A windowed list (/contacts) with more pages to follow may then be walked on in
+    created_at windows, several at once (contact_plan.py)."""
     params: dict[str, Any] = {}
     whole = True
     if ep.windowed and ctx.end_date:
@@ -66,37 +42,53 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         whole = False
     seen: set[str] = set()
     pages = 0
-    walks = [params]
-    start: dt.datetime | None = None
-    shape = table_marks(ep.table).get("windows") if ep.windowed else None
-    if ep.windowed and ctx.walks() > 1:
-        # The size is asked again after the first probe, which tells the rate and latency.
-        count, known = _window_plan(ctx, shape)
-        walks, start = contact_windows(ctx.client, ep.path, params, count, probes=ctx.walks,
-                                       known=known)
+    oldest = newest = ""  # created_at values read
 
-    def job(p: dict[str, Any]) -> Callable[[], Iterator[tuple[list[Row], Any]]]:
-        return lambda: walk(ctx.client, ep.path, p, page_size=ctx.page_size)
-
-    newest = ""
-    for _, item in fan_out([(i, job(p)) for i, p in enumerate(walks)], ctx.walks(),
-                           places=ctx.client.places):
-        if item is DONE:
-            continue
+    def new(rows: list[Row]) -> list[Row]:
+        nonlocal pages, oldest, newest
         # Adjacent windows overlap by a second (the filters' edges are not documented as
-        # inclusive or exclusive): a record read twice is passed on once.
-        rows = [r for r in item[0] if r.get("id") is None or str(r["id"]) not in seen]
+        # inclusive or exclusive), and windows read the first page again: a record read
+        # twice is passed on once.
+        rows = [r for r in rows if r.get("id") is None or str(r["id"]) not in seen]
         seen.update(str(r["id"]) for r in rows if r.get("id") is not None)
         if rows:
             pages += 1
             if ep.windowed:
-                newest = max([newest, *(str(r["created_at"]) for r in rows
-                                        if isinstance(r.get("created_at"), str))])
+                times = [t for r in rows if isinstance(t := r.get("created_at"), str)]
+                if times:
+                    oldest = min(times + [oldest] * bool(oldest), key=ts_key)
+                    newest = max(times + [newest] * bool(newest), key=ts_key)
+        return rows
+
+    first = walk(ctx.client, ep.path, params, page_size=ctx.page_size)
+    head = next(first, None)
+    if head is None:
+        yield WalkComplete(ep.table, seen, whole, pages)
+        return
+    if rows := new(head[0]):
+        yield rows
+    shape = table_marks(ep.table).get("windows") if ep.windowed else None
+    walks: list[dict[str, Any]] = []
+    if ep.windowed and head[1].more and ctx.walks() > 1:
+        walks = contact_plan.plan(ctx.client, ep.path, params, head[1],
+                                  page_size=ctx.page_size, walks=ctx.walks,
+                                  known=contact_plan.known_from(shape))
+
+    def job(p: dict[str, Any]) -> Callable[[], Iterator[tuple[list[Row], Any]]]:
+        return lambda: walk(ctx.client, ep.path, p, page_size=ctx.page_size)
+
+    # Split: the windows read the first page's rows again (a list's order is not documented,
+    # so no window can start after them); not split: the first page's walk goes on.
+    jobs = [(i, job(p)) for i, p in enumerate(walks)] or [(0, lambda: first)]
+    for _, item in fan_out(jobs, ctx.walks(), places=ctx.client.places):
+        if item is not DONE and (rows := new(item[0])):
             yield rows
-    if ep.windowed and whole and (start is not None or shape):
-        first = iso_z(start) if start is not None else str((shape or {}).get("from"))
-        table_marks(ep.table)["windows"] = {"from": first, "newest": newest or None,
-                                             "rows": len(seen)}
+    if ep.windowed and whole and oldest:
+        # The stretch of creation history and the size this whole walk saw: a later run
+        # sizes its windows from them, and a run that split spares the filters' check.
+        table_marks(ep.table)["windows"] = {
+            "from": oldest, "newest": newest, "rows": len(seen),
+            "split": bool(walks) or bool(isinstance(shape, dict) and shape.get("split"))}
     yield WalkComplete(ep.table, seen, whole, pages,
                        requires="created_at" if len(walks) > 1 else None)
 
