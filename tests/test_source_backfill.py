@@ -122,8 +122,8 @@ def test_backfill_windows_planned_from_the_daily_counts_cost_about_the_pages(
         lines: list[str] = []
         before = control(sim, "GET", "stats").json().get("requests", 0)
         # One walk at a time: a chunk takes a window per walk (more walks, bigger chunks).
-        sync(wh.pipeline, lambda **kw: wh.source(page_size=10, events_window_days=window_days,
-                                                 workers=1, **kw).with_resources("events"),
+        sync(wh.pipeline, lambda wh=wh, days=window_days, **kw: wh.source(
+            page_size=10, events_window_days=days, workers=1, **kw).with_resources("events"),
              backfill_windows=1, progress=lines.append)
         requests[name] = control(sim, "GET", "stats").json().get("requests", 0) - before
         assert_equals_truth(wh, "events")
