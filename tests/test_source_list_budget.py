@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import control, truth
 from warehouse import Warehouse, assert_equals_truth
 
