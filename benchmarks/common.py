@@ -447,3 +447,89 @@ def machine() -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     return f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), load {load}, " \
            f"Python {sys.version.split()[0]}, connector at {rev}"
+
+
+# ---- where a sync() spends its time ----------------------------------------------------------
+class SyncMarks:
+    """Wall-clock marks of one `sync()`: every request sent (httpx), every `pipeline.run`
+    (with dlt's extract / normalize / load seconds) and the serial steps around them in
+    growthos_source/sync.py (pending packages, replacements, deletes, re-attribution, ledger).
+
+        with SyncMarks() as marks:
+            sync(pipeline, source)
+        print(marks.text())
+    """
+
+    STEPS = (("warehouse.recovery", "finish_pending"), ("replacements", "apply"),
+             ("warehouse.deletes", "apply"), ("sync", "_reattribute"), ("ledger", "write"))
+
+    def __init__(self) -> None:
+        self.t0 = 0.0
+        self.requests: list[float] = []
+        self.spans: list[tuple[str, float, float, str]] = []  # (name, start, end, detail)
+        self._undo: list[Callable[[], None]] = []
+
+    def _now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _wrap(self, owner: Any, attr: str, name: str,
+              detail: Callable[[Any, tuple[Any, ...]], str] | None = None) -> None:
+        fn = getattr(owner, attr)
+
+        def timed(*a: Any, **kw: Any) -> Any:
+            start = self._now()
+            out: Any = None
+            try:
+                out = fn(*a, **kw)
+                return out
+            finally:
+                self.spans.append((name, start, self._now(),
+                                   detail(out, a) if detail is not None else ""))
+
+        setattr(owner, attr, timed)
+        self._undo.append(lambda: setattr(owner, attr, fn))
+
+    def __enter__(self) -> Self:
+        import importlib
+
+        from dlt.pipeline.pipeline import Pipeline
+
+        self.t0 = time.perf_counter()
+        send = httpx.HTTPTransport.handle_request
+
+        def counted_send(transport: Any, request: Any) -> Any:
+            if not request.url.path.startswith("/_sim"):  # the benchmark's own calls
+                self.requests.append(self._now())
+            return send(transport, request)
+
+        httpx.HTTPTransport.handle_request = counted_send  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(httpx.HTTPTransport, "handle_request", send))
+
+        def run_detail(_: Any, a: tuple[Any, ...]) -> str:
+            steps = step_seconds(a[0])
+            return "extract/normalize/load " + " / ".join(
+                f"{steps.get(k, 0.0):.1f}" for k in ("extract", "normalize", "load"))
+
+        self._wrap(Pipeline, "run", "pipeline.run", run_detail)
+        for module, attr in self.STEPS:
+            mod = importlib.import_module(f"growthos_source.{module}")
+            self._wrap(mod, attr, f"{module.rsplit('.', 1)[-1]}.{attr}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for undo in reversed(self._undo):
+            undo()
+
+    def text(self) -> str:
+        """One line per step, in order, with the requests sent during it."""
+        lines = []
+        for name, a, b, detail in sorted(self.spans, key=lambda s: s[1]):
+            inside = [t for t in self.requests if a <= t <= b]
+            req = (f", {len(inside)} requests {inside[0]:.1f}-{inside[-1]:.1f}"
+                   if inside else "")
+            lines.append(f"  {a:6.1f} - {b:6.1f} s  {b - a:5.1f} s  {name}"
+                         f"{' (' + detail + ')' if detail else ''}{req}")
+        if self.requests:
+            lines.append(f"  requests: {len(self.requests)}, first at {self.requests[0]:.1f} s, "
+                         f"last at {self.requests[-1]:.1f} s")
+        return "\n".join(lines)

@@ -19,6 +19,10 @@ minus `events_lookback_seconds`, down to a quarter hour), plus the pages of each
 that (from the day's start to the lookback's start: what a re-read of the day must read), plus
 one count query per 366 days of history. Re-attributing merged contacts' events is not part
 of the minimum: its requests are printed on their own line.
+
+The incremental run is also shown step by step (common.SyncMarks): each dlt run with its
+extract / normalize / load seconds, the deletes, replacements, re-attribution and ledger steps,
+and when its requests were sent.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from common import (
     KEY,
     PLAN_RPS,
     Server,
+    SyncMarks,
     Workdir,
     counted,
     fresh_pipeline,
@@ -189,7 +194,8 @@ def main() -> int:
               f"to re-read them; {math.ceil(days / 366)} count queries for {days} days",
               flush=True)
         print("running: incremental ...", flush=True)
-        inc, r1 = counted(srv, "incremental", lambda: sync(pipeline, source()))
+        with SyncMarks() as marks:
+            inc, r1 = counted(srv, "incremental", lambda: sync(pipeline, source()))
         inc.steps = step_seconds(pipeline)
         q1 = ledger_requests(pipeline)
     work.cleanup()
@@ -224,6 +230,8 @@ def main() -> int:
     for m in (back, inc):
         print(f"  {m.name}: {rate_profile(m)}")
         print(f"    {m.extra['stalls']}")
+    print("\nincremental run, step by step (seconds from its start; steps nest):")
+    print(marks.text())
     rep = r1.events
     print(f"\nevents (connector's report): days fixed {rep.get('days_fixed')}, still "
           f"different {rep.get('still_different')}, deferred {rep.get('deferred')}; "

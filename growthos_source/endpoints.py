@@ -69,6 +69,9 @@ class Endpoint:
     # Records may come without the `cursor` field (the docs' delivery logs have no created_at):
     # a page of such records is compared with the warehouse on `refresh_on` instead of the mark.
     mark_optional: bool = False
+    # Rows leave as arrow tables (arrowize.py), skipping dlt's row normalizer: for big flat
+    # lists read whole every run (the nightly run's normalize was mostly these rows).
+    arrow: bool = False
 
 
 # Every table whose records can vanish keeps a `_deleted_at` column (see deletes.py).
@@ -112,7 +115,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              ("segment_id", "contact_id"), "replace", kind="child", parent="_segments_all",
              parent_key="segment_id", columns=_nullable("added_at"),
              shapes=(Shape("contact_id", (("id", "contact_id"),),
-                           keep=("contact_id", "email", "added_at")),)),
+                           keep=("contact_id", "email", "added_at")),), arrow=True),
     Endpoint("referral_programs", "/referrals/programs", "referrals:read", kind="passthrough",
              parent="_programs_all", cursor="updated_at"),
     Endpoint("referral_links", "/referrals/programs/{id}/links", "referrals:read", kind="child",

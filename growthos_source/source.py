@@ -27,6 +27,7 @@ from .http import GrowthOSClient
 from .incremental import iso_z, parse_ts
 from .prefetch import EventFeed
 from .readers import Context
+from .readers.tables import DLT_ID, DLT_ID_HINT
 from .warehouse.deletes import DELETE_MODES
 
 logger = logging.getLogger("growthos_source")
@@ -63,6 +64,8 @@ def _guard(ctx: Context, ep: Endpoint, on_missing_scope: str,
 def _hints(ep: Endpoint) -> dict[str, Any]:
     # The document's columns exist from the first load, null or not (columns.py).
     columns = {**declared(ep.table, keep=ep.primary_key), **ep.columns}
+    if ep.arrow:
+        columns[DLT_ID] = DLT_ID_HINT  # as dlt's normalizer declares it for rows (tables.py)
     return {"name": ep.table, "primary_key": list(ep.primary_key),
             "write_disposition": ep.write_disposition,
             "columns": columns or None, "selected": not ep.opt_in}

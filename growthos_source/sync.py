@@ -3,23 +3,20 @@ pending, extract and load with a fast file format, then apply deletes."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 import dlt
-import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.typing import TTableFormat
 from dlt.common.typing import TLoaderFileFormat
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import isolation, ledger, rejects, replacements, run_lock
+from . import isolation, ledger, reconcile, rejects, replacements, run_lock, runtime
 from .prefetch import EventFeed
 from .warehouse import deletes, duckdb, guard, recovery, refusals
 
@@ -27,8 +24,6 @@ logger = logging.getLogger("growthos_source")
 
 # DuckDB's default `insert_values` loads ~20x slower than parquet (measured: see README).
 DEFAULT_FILE_FORMAT: TLoaderFileFormat = "parquet"
-# Allocations between two runs of the youngest generation's collection (CPython's default: 700).
-GC_THRESHOLD = 10_000
 
 
 @dataclass
@@ -101,7 +96,7 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
     with run_lock.hold(pipeline.working_dir, pipeline.pipeline_name, wait_for_lock):
         guard.check_one_destination(pipeline)
         try:
-            with _fewer_gc_passes(), _arrow_on_the_c_allocator(), \
+            with runtime.fewer_gc_passes(), runtime.arrow_on_the_c_allocator(), \
                     ledger.Recorder(pipeline, command) as rec:
                 return _sync(pipeline, source, backfill_windows, progress, loader_file_format,
                              run_kwargs, rec)
@@ -110,40 +105,16 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
                 guard.record(pipeline)
 
 
-@contextmanager
-def _fewer_gc_passes() -> Iterator[None]:
-    """A page becomes ~3,500 short-lived Python objects; with CPython's default thresholds the
-    cyclic collector runs every 700 allocations and took ~10% of an unthrottled backfill. The
-    pages hold no cycles (reference counting frees them), so it may run less often while a
-    sync lasts; the old thresholds come back after it."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], GC_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-
-
-@contextmanager
-def _arrow_on_the_c_allocator() -> Iterator[None]:
-    """pyarrow's default allocator (mimalloc) keeps memory its threads freed: arrow batches,
-    the JSON reader's buffers and dlt's parquet writer raised a backfill's peak RSS by ~70 MB
-    (connector_memory.py, 100,000 unthrottled events: 429 MB; 343-362 MB with the C library's
-    allocator, as fast). Buffers remember their pool, so switching is safe."""
-    old = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(old)
-
-
 def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
           backfill_windows: int | None, progress: Callable[[BackfillProgress], None] | None,
           loader_file_format: TLoaderFileFormat | None, run_kwargs: dict[str, Any],
           rec: ledger.Recorder) -> SyncResult:
     # Arrow pages (the event stream) skip dlt's row normalizer, which otherwise adds the load id.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    # Extract writes rows to gzipped files that normalize reads right back: on a nightly run
+    # of mostly unchanged child lists the gzip alone took ~1.3 s of the main thread.
+    if dlt.config.get("data_writer.disable_compression") is None:
+        dlt.config["data_writer.disable_compression"] = True
     fmt = loader_file_format or DEFAULT_FILE_FORMAT
     # Records the warehouse refused and `growthos-sync reset --pending` set aside are rejects.
     rejects.use_set_aside(refusals.load_set_aside(pipeline))
@@ -227,6 +198,13 @@ def _reattribute(pipeline: dlt.Pipeline, source: DltSource, fmt: TLoaderFileForm
     now that the warehouse knows the changes (an events-only pass that reads no new events;
     see rereads.Reread.reattribute)."""
     with replacements.session(pipeline, reattribute_only=True):
+        changes = reconcile.contact_changes(_events_marks(pipeline).get("attributed_load"))
+        if changes is not None and not changes[0] and not changes[1]:
+            # No merged-away contact holds events and no event's user_id is stale: nothing
+            # to re-read, so no dlt run (~1.5 s). The next run's event reader moves the mark
+            # past these contact changes (it checks them again, finding nothing).
+            report.update(reattributed_ranges=0, reattribute_requests=0)  # as that run says
+            return
         info = _run_within_memory(pipeline, lambda: pipeline.run(
             source.with_resources("events"), loader_file_format=fmt, **run_kwargs), rows)
     rec.loaded(info)

@@ -105,3 +105,28 @@ def test_ingest_late_duplicates_and_an_alias(make_sim, tmp_path: Path) -> None:
     mine = [e for e in truth(sim, "events") if e["user_id"] == "usr_alias"]
     assert len(mine) == 4 and len({e["contact_id"] for e in mine}) == 1
     assert result.events["days_fixed"], (pending.events, result.events)
+
+
+def test_contact_changes_without_merges_cost_no_second_events_run(make_sim,
+                                                                  tmp_path: Path) -> None:
+    """Contacts updated (no merge, no new external id): nothing to re-attribute, so the sync
+    is one load, not a second, events-only dlt run; the next merge is still re-attributed."""
+    sim = make_sim(contacts=100, events=1500)
+    wh = Warehouse(tmp_path, sim)
+    wh.sync(resources=("contacts", "events"))
+    wh.sync(resources=("contacts", "events"))  # the first check of contact changes
+    control(sim, "POST", "mutate", json={"advance": "1h", "contacts": {"update": 5}})
+    result = wh.sync(resources=("contacts", "events"))
+    assert result.rows.get("contacts") == 5 and result.events["reattribute_requests"] == 0
+
+    def loads_of_last_run() -> int:
+        ids = wh.query("SELECT load_ids FROM {ds}._growthos_runs ORDER BY finished_at DESC "
+                       "LIMIT 1")[0][0]
+        return len(ids.split(","))
+
+    assert loads_of_last_run() == 1
+    assert_events_exact(wh_events(wh), sim)
+    control(sim, "POST", "mutate", json={"advance": "1h", "contacts": {"merge": 2}})
+    merged = wh.sync(resources=("contacts", "events"))
+    assert merged.events["reattribute_requests"] > 0 and loads_of_last_run() == 2
+    assert_events_exact(wh_events(wh), sim)

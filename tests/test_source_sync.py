@@ -140,3 +140,19 @@ def test_contact_profiles_are_opt_in_and_follow_changes(make_sim, tmp_path: Path
     cols = {r[0] for r in wh.query("SELECT column_name FROM information_schema.columns WHERE "
                                    "table_schema='{ds}' AND table_name='contact_profiles'")}
     assert {"scores__engagement", "referral_stats__conversions"} <= cols
+
+
+def test_memberships_as_arrow_tables_keep_the_row_path_columns(synced: Warehouse) -> None:
+    """segment_memberships leaves the reader as arrow tables (dlt's row normalizer skipped):
+    the table keeps `_dlt_id` (one distinct id per row, as the normalizer gives) and equals
+    the truth after members are added and contacts (members among them) deleted."""
+    control(synced.sim, "POST", "mutate", json={
+        "advance": "1h", "segment_memberships": {"create": 5}, "contacts": {"delete": 2}})
+    synced.sync(resources=("contacts", "segments", "segment_memberships"))
+    assert {"_dlt_id", "_dlt_load_id", "segment_id", "contact_id"} <= \
+        synced.columns("segment_memberships")
+    n, ids, nulls = synced.query("SELECT COUNT(*), COUNT(DISTINCT _dlt_id), "
+                                 "COUNT(*) - COUNT(_dlt_load_id) FROM "
+                                 "{ds}.segment_memberships")[0]
+    assert n > 0 and ids == n and nulls == 0
+    assert assert_equals_truth(synced, "segment_memberships") == n

@@ -25,6 +25,7 @@ from .context import (
     table_marks,
 )
 from .parents import _held, _moved
+from .tables import BATCH_ROWS, ArrowRows
 
 
 def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
@@ -61,6 +62,9 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             if ep.cursor:
                 marks[pid] = Cursor(cursors, pid, ep.cursor, ctx.start_date, ctx.end_date)
             jobs.append((pid, job(parent)))
+        if ep.arrow and "arrow" not in known:
+            known["arrow"] = ArrowRows(ep)
+        held: list[Row] = []  # rows of an arrow table to be
         for job_key, rows in fan_out(jobs, ctx.walks(), places=ctx.client.places):
             key = str(job_key)
             if rows is DONE:
@@ -73,7 +77,9 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             # A page without the incremental field at all (ep.mark_optional): no mark to go by.
             unmarked = bool(ep.mark_optional and ep.cursor and rows
                             and not any(ep.cursor in r for r in rows))
-            rows, bad = rejects.check(ep, rows, ctx.run_started, "" if unmarked else None)
+            # The arrow path renames keys and keeps values exact while it builds columns.
+            rows, bad = rejects.check(ep, rows, ctx.run_started, "" if unmarked else None,
+                                      rename_keys=not ep.arrow)
             if bad:
                 yield rejects.hinted(bad)
             cur = marks.get(key)
@@ -82,8 +88,15 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
                 rows = [r for r in rows if _changed(r, values, ep.refresh_on, new=True)]
             elif cur is not None:
                 rows = [r for r in rows if cur.accept(r) or _changed(r, values, ep.refresh_on)]
-            if rows:
+            if rows and ep.arrow:
+                held.extend(rows)
+                if len(held) >= BATCH_ROWS:
+                    yield known["arrow"].table(held)
+                    held = []
+            elif rows:
                 yield rows
+        if held:
+            yield known["arrow"].table(held)
 
     return step
 

@@ -11,7 +11,7 @@ import dlt
 import duckdb as duckdb_lib
 import pyarrow as pa
 
-from .backends import Also, chunks
+from .backends import RANGES_CHUNK, Also, any_range, chunks
 
 # The views of Delta tables end in this LIMIT so that DuckDB keeps its filters to itself (columns
 # are still pruned): pushed into the arrow dataset, a filter fails on a table whose files
@@ -118,12 +118,12 @@ class DeltaBackend:
         rows = pa.concat_tables(parts).cast(pa.schema(dt.schema()))
         write_deltalake(dt, rows, mode="overwrite", predicate=" OR ".join(where))
 
-    def delete_range(self, table: str, column: str, lo: Any, hi: Any,
-                     also: Also = None) -> None:
-        c = self.column(column)
+    def delete_ranges(self, table: str, column: str, ranges: Sequence[tuple[Any, Any]],
+                      also: Also = None) -> None:
         extra = f" AND {self._in(*also)}" if also else ""
-        self._delta(table).delete(f"{c} >= {_delta_instant(lo)} AND {c} < "
-                                  f"{_delta_instant(hi)}{extra}")
+        for part in chunks(ranges, RANGES_CHUNK):
+            self._delta(table).delete(any_range(self.column(column), part, _delta_instant)
+                                      + extra)
 
     def delete_all(self, table: str) -> None:
         self._delta(table).delete()

@@ -190,7 +190,7 @@ def delete_days(pipeline: dlt.Pipeline, table: str, column: str,
                 n = b.query(f"SELECT COUNT(*) FROM {b.table(table)} WHERE {c} >= "
                             f"{b.literal(lo)} AND {c} < {b.literal(hi)}")[0][0]
                 if n:
-                    b.delete_range(table, column, lo, hi)
+                    b.delete_ranges(table, column, [(lo, hi)])
                     removed += int(n)
     except GrowthOSError:
         raise

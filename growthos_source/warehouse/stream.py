@@ -25,7 +25,7 @@ import dlt
 from dlt.destinations.exceptions import DatabaseTerminalException, DatabaseUndefinedRelation
 
 from ..errors import GrowthOSError
-from .backends import Backend
+from .backends import RANGES_CHUNK, Backend, any_range, chunks
 from .ops import WarehouseError, destination_type, session, short
 
 # Load ids are decimal strings of a UNIX time, compared as numbers (a text comparison depends
@@ -161,8 +161,6 @@ def stale_attribution(b: Backend, events: str, contacts: str, column: str, ext: 
 def values_by_key(b: Backend, table: str, key: str, keys: Sequence[str],
                   column: str) -> dict[str, list[Any]]:
     """`key value -> [column values]` of the rows of `table` whose `key` is one of `keys`."""
-    from .backends import chunks
-
     out: dict[str, list[Any]] = {}
     for part in chunks(list(keys)):
         rows: list[tuple[Any, ...]] = []
@@ -189,18 +187,26 @@ def replace_ranges(pipeline: dlt.Pipeline, table: str, log: str, column: str) ->
                 t = b.table(table)
             except DatabaseUndefinedRelation:
                 return 0  # in the schema, never loaded
-            c, lid = b.column(column), b.column("_dlt_load_id")
+            lid = b.column("_dlt_load_id")
             removed = 0
+            # The ranges of one load are replaced together: one scan finds the older loads'
+            # rows in any of them, one delete removes them (a run logs all its ranges in one
+            # load; an earlier run's left pending have their own).
+            by_load: dict[str, list[tuple[Any, Any]]] = {}
             for lo, hi, load_id in ranges:
-                t = b.table(table)  # on Delta: the version after the previous range's delete
-                older = b.query(
-                    f"SELECT {lid}, COUNT(*) FROM {t} WHERE {c} >= {b.literal(lo)} AND "
-                    f"{c} < {b.literal(hi)} AND {LOAD_ID.format(lid)} < "
-                    f"{LOAD_ID.format(b.literal(str(load_id)))} GROUP BY {lid}")
-                if older:
-                    b.delete_range(table, column, lo, hi,
-                                   ("_dlt_load_id", [str(r[0]) for r in older]))
-                    removed += sum(int(r[1]) for r in older)
+                by_load.setdefault(str(load_id), []).append((lo, hi))
+            for load_id, spans in sorted(by_load.items(), key=lambda kv: Decimal(kv[0])):
+                for part in chunks(spans, RANGES_CHUNK):
+                    t = b.table(table)  # on Delta: the version after the previous delete
+                    older = b.query(
+                        f"SELECT {lid}, COUNT(*) FROM {t} WHERE "
+                        f"{any_range(b.column(column), part, b.literal)} AND "
+                        f"{LOAD_ID.format(lid)} < {LOAD_ID.format(b.literal(load_id))} "
+                        f"GROUP BY {lid}")
+                    if older:
+                        b.delete_ranges(table, column, part,
+                                        ("_dlt_load_id", [str(r[0]) for r in older]))
+                        removed += sum(int(r[1]) for r in older)
             if ranges:
                 b.delete_all(log)
             return removed
