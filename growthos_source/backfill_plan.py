@@ -56,7 +56,7 @@ def api_counts(client: GrowthOSClient) -> DayCounts:
         except (GrowthOSError, KeyError, TypeError, ValueError) as exc:
             failed.append(exc.__class__.__name__)
             logger.info("events: no daily event counts from the API (%s): the backfill's "
-                        "windows are %s", failed[0], "events_window_days long")
+                        "windows are events_window_days long", failed[0])
             return {}
     return counts
 
@@ -126,15 +126,9 @@ def counts_from(client: GrowthOSClient, start: dt.datetime, newest: dt.datetime 
     """The API's daily counts from `start`'s day to the newest event's (None without any)."""
     if newest is None or newest < start:
         return None
-    ask = day_counts or api_counts(client)
-    first, last = start.astimezone(UTC).date(), newest.astimezone(UTC).date()
-    out: dict[str, int] = {}
-    while first <= last:
-        hi = min(last, first + dt.timedelta(days=reconcile.QUERY_DAYS - 1))
-        got = ask(first, hi)
-        out.update({d: n for d, n in got.items() if n > 0})
-        first = hi + DAY
-    return out or None
+    ask = day_counts or api_counts(client)  # a request per QUERY_DAYS (reconcile.py)
+    got = ask(start.astimezone(UTC).date(), newest.astimezone(UTC).date())
+    return {d: n for d, n in got.items() if n > 0} or None
 
 
 def windows(start: dt.datetime, end: dt.datetime | None, counts: dict[str, int], rows: int,
