@@ -4,6 +4,8 @@ environments that name a proxy."""
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 
@@ -62,3 +64,22 @@ def test_a_proxy_in_the_environment_takes_the_clients_path(
     proxied = Sender({}, httpx.Timeout(5), 4)
     assert proxied._direct is None and proxied._client is not None
     proxied.close()
+
+
+def test_one_tls_context_per_process_and_none_for_a_plain_http_api() -> None:
+    """Building httpx's TLS context loads the CA bundle (~50 ms a client, a client per dlt
+    run): https clients share one, plain-http ones never build it."""
+    from growthos_source.http import sending
+
+    sending.tls_context.cache_clear()
+    for _ in range(3):
+        Sender({}, httpx.Timeout(5), 4, tls=False).close()
+    assert sending.tls_context.cache_info().currsize == 0
+    a, b = Sender({}, httpx.Timeout(5), 4), Sender({}, httpx.Timeout(5), 4)
+    assert sending.tls_context.cache_info().misses == 1
+    assert isinstance(sending.tls_context(), ssl.SSLContext)
+    a.close()
+    b.close()
+    with GrowthOSClient("http://127.0.0.1:9/v1", KEY) as client:  # loopback: builds none
+        assert client.base_url.startswith("http://")
+    assert sending.tls_context.cache_info().misses == 1

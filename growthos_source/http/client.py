@@ -104,7 +104,8 @@ class GrowthOSClient:
         self._retry_wait = 0.0
         self._throttled = 0
         self._http = Sender({"User-Agent": user_agent, "Accept": "application/json"},
-                            self._timeout, max_concurrency, transport)
+                            self._timeout, max_concurrency, transport,
+                            tls=self._target.base.scheme != "http")
 
     def __repr__(self) -> str:
         return f"GrowthOSClient(base_url={self.base_url!r})"

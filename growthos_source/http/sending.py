@@ -11,6 +11,8 @@ client layer does that matters is routing through proxies named in the environme
 
 from __future__ import annotations
 
+import functools
+import ssl
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -23,22 +25,36 @@ __all__ = ["Sender"]
 _DEFAULT_HEADERS = {"Accept-Encoding": "gzip, deflate", "Connection": "keep-alive"}
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, SSL_CERT_FILE/SSL_CERT_DIR), built once per
+    process: building it loads the CA bundle (~50 ms), and a sync opens a client per dlt run."""
+    return httpx.create_ssl_context()
+
+
 class Sender:
-    """Sends requests over one connection pool; thread-safe like the transport it wraps."""
+    """Sends requests over one connection pool; thread-safe like the transport it wraps.
+
+    `tls`: whether the API is reached over https. A plain-http pool never handshakes, so it
+    gets no TLS context (building one is most of a client's start-up)."""
 
     def __init__(self, headers: Mapping[str, str], timeout: httpx.Timeout,
-                 max_connections: int, transport: httpx.BaseTransport | None = None) -> None:
+                 max_connections: int, transport: httpx.BaseTransport | None = None,
+                 tls: bool = True) -> None:
         limits = httpx.Limits(max_connections=max_connections,
                               max_keepalive_connections=max_connections)
+        verify: ssl.SSLContext | bool = tls_context() if tls else False
         self._headers = {**_DEFAULT_HEADERS, **headers}
         self._timeout = timeout.as_dict()
         self._direct: httpx.BaseTransport | None = None
         self._client: httpx.Client | None = None
         if transport is not None or not urllib.request.getproxies():
-            self._direct = transport or httpx.HTTPTransport(limits=limits)
+            self._direct = transport or httpx.HTTPTransport(limits=limits, verify=verify)
         else:  # without a transport of its own, the client routes through the proxies
+            # (an https API behind an http proxy still handshakes: the default context)
             self._client = httpx.Client(follow_redirects=False, timeout=timeout, limits=limits,
-                                        headers=self._headers)
+                                        headers=self._headers,
+                                        verify=tls_context())
 
     def send(self, method: str, url: httpx.URL, params: Mapping[str, Any], json: Any,
              headers: Mapping[str, str]) -> httpx.Response:
