@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from growthos_source.cli import main
+from growthos_source.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

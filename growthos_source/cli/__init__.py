@@ -24,6 +24,7 @@ import os
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 import argparse
+import atexit
 import logging
 import sys
 from collections.abc import Callable
@@ -126,3 +127,24 @@ def main(argv: list[str] | None = None) -> int:
         where = "" if args.verbose else f" (details: {log_file})"
         print(f"error: {one_line(exc)}{where}", file=sys.stderr)
         return 1
+
+
+def entry() -> None:
+    """The `growthos-sync` console script: `main()`, then a quick exit.
+
+    Once the command is done, tearing the interpreter down (every module of dlt, pyarrow,
+    sqlglot, DuckDB freed one by one) takes another 0.4-0.7 s: a tenth of a small nightly
+    run. Everything the command wrote is closed by then (warehouse connections and load
+    packages are closed by the blocks that opened them); the exit handlers run, the log and
+    the standard streams are flushed, and the process ends without the teardown, as mypy's
+    command does.
+    """
+    code = main()
+    atexit._run_exitfuncs()  # dlt's telemetry flush, when a user turned it on
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or gone (a pipe to `head`)
+            pass
+    os._exit(code)
