@@ -136,12 +136,8 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     # pages wait in memory either way, and each chunk is a dlt run of its own (~1 s).
     per_run = ctx.events_windows_per_run
     if per_run and feed is not None:
-        if planned:
-            # Windows of ~100 pages: a window for every walk the rate and latency need (far
-            # away, dozens), rather than splitting a few: each split ends a walk early, on a
-            # partial page.
-            per_run = max(per_run, ctx.walks(client))
-        per_run += feed.read_ahead(all_wins[per_run:], per_run)
+        per_run = _chunk_windows(per_run, ctx.walks(client) if planned else per_run,
+                                 all_wins, feed)
     wins = all_wins[: per_run or None]
     last_end = wins[-1][1]
     marks["backlog_windows"] = len(all_wins) - len(wins)
@@ -193,6 +189,22 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         marks["through"] = iso_z(last_end)
     else:
         marks.pop("through", None)
+
+
+def _chunk_windows(base: int, walks: int, wins: list[tuple[dt.datetime, dt.datetime | None]],
+                   feed: EventFeed) -> int:
+    """How many of the backfill's remaining windows `wins` the next chunk loads, `base` being
+    what the user asked for (`backfill_windows`).
+
+    Planned windows hold ~100 pages each, so a chunk takes one for every walk the rate and
+    latency need (`walks`; far away, dozens) rather than splitting a few: each split ends a
+    walk early, on a partial page, and walks beyond the chunk's windows read the next chunk
+    ahead, so the chunk takes longer and more waits in memory. It also takes up to as many
+    again of the windows after it that the feed has read to their end already: their pages
+    wait in memory either way, and each chunk is a dlt run of its own (~1 s).
+    """
+    n = max(base, walks)
+    return n + feed.read_ahead(wins[n:], n)
 
 
 def _windows(ctx: Context, client: GrowthOSClient, feed: EventFeed | None, start: dt.datetime,

@@ -36,6 +36,7 @@ Row = dict[str, Any]
 # process. zlib at level 1: ~3 ms per 1,000 rows, outside the interpreter lock.
 Packed = bytes
 BUFFERED_ROWS = 200_000
+LIVE_PAGES = 64
 _LEVEL = 1
 Bounds = tuple[dt.datetime, dt.datetime | None]
 # (a, b, window) -> a callable starting the walk of [a, b) clipped to `window`
@@ -82,7 +83,14 @@ class EventFeed:
         self._cond = threading.Condition()
         self._chunks: dict[Bounds, _Chunk] = {}
         self._order: list[Bounds] = []
-        self._out: deque[list[Row] | Packed] = deque()
+        # What the current run consumes, in order: (rows, page), the page as rows (delivered
+        # live) or packed (read ahead). At most LIVE_PAGES live pages wait, so the consumer
+        # sets the pace. A run that starts with thousands of pages read ahead takes seconds to
+        # drain them; meanwhile its walks go on, their pages packed and queued behind, within
+        # the buffer's bound (`_queued`: rows of packed pages queued).
+        self._out: deque[tuple[int, list[Row] | Packed]] = deque()
+        self._live = 0
+        self._queued = 0
         self._running: list[tuple[_Chunk, Window]] = []
         self._threads: list[threading.Thread] = []
         self._buffered = 0
@@ -130,7 +138,11 @@ class EventFeed:
                 self._raise_if_failed()
                 if not self._out:
                     break
-                page = self._out.popleft()
+                n, page = self._out.popleft()
+                if isinstance(page, bytes):
+                    self._queued -= n
+                else:
+                    self._live -= 1
                 self._cond.notify_all()
             yield unpack(page) if isinstance(page, bytes) else page  # packed by _deliver
         with self._cond:
@@ -183,8 +195,10 @@ class EventFeed:
         for bounds in wins:
             c = self._chunks[bounds]
             c.active = True
-            self._buffered -= sum(n for n, _ in c.buffer)
-            self._out.extend(packed for _, packed in c.buffer)
+            moved = sum(n for n, _ in c.buffer)
+            self._buffered -= moved
+            self._queued += moved
+            self._out.extend(c.buffer)
             c.buffer.clear()
         self._order = [*wins, *upcoming]
 
@@ -197,16 +211,30 @@ class EventFeed:
                 return self._start_locked(c, *c.bounds, c.top)
         # Then halves of the current run's long walks (about a request per split): a worker
         # reading ahead blocks once the buffer is full, and the run would end on one chain.
-        split = split_longest([(c, w) for c, w in self._running if c.active],
-                              self._split_min_rows)
+        current = [(c, w) for c, w in self._running if c.active]
+        split = split_longest(current, self._split_min_rows)
         if split is not None:
             self.splits += 1
             c, lo, middle = split
             return self._start_locked(c, lo, middle, middle)
-        # Then read ahead for the next run, while the buffer has room.
-        if waiting and self._buffered < self._cap:
-            c = waiting[0]
-            return self._start_locked(c, *c.bounds, c.top)
+        if any(w.rows == 0 and not w.finished for _, w in current):
+            # A walk of this run that has not read its first page may be worth splitting
+            # once it has (its size is unknown until then): wait for it rather than read
+            # the next run's windows ahead with the walks this run needs.
+            return None
+        # Then read ahead for the next run, while the buffer has room: the next windows, then
+        # halves of their long walks (the last chunk's few windows are read ahead while dlt
+        # loads the one before, by as many walks as the rate needs).
+        if self._buffered + self._queued < self._cap:
+            if waiting:
+                c = waiting[0]
+                return self._start_locked(c, *c.bounds, c.top)
+            split = split_longest([(c, w) for c, w in self._running
+                                   if not c.active and not c.cancelled], self._split_min_rows)
+            if split is not None:
+                self.splits += 1
+                c, lo, middle = split
+                return self._start_locked(c, lo, middle, middle)
         return None
 
     def _start_locked(self, c: _Chunk, a: dt.datetime, b: dt.datetime | None,
@@ -248,11 +276,15 @@ class EventFeed:
         packed: Packed | None = None
         with self._cond:
             while not (self._closed or c.cancelled or self._error is not None):
-                if c.active and len(self._out) < 64:
-                    self._out.append(rows)
+                if c.active and self._live < LIVE_PAGES and packed is None:
+                    self._out.append((len(rows), rows))
+                    self._live += 1
                     self._cond.notify_all()
                     return True
-                if not c.active and self._buffered < self._cap:
+                # Packed: read ahead for a later run, or behind the packed pages this run
+                # still drains.
+                queue = not c.active or self._queued > 0 or packed is not None
+                if queue and self._buffered + self._queued < self._cap:
                     if packed is None:  # encode outside the lock, then look again
                         self._cond.release()
                         try:
@@ -261,8 +293,13 @@ class EventFeed:
                         finally:
                             self._cond.acquire()
                         continue
-                    c.buffer.append((len(rows), packed))
-                    self._buffered += len(rows)
+                    if c.active:
+                        self._out.append((len(rows), packed))
+                        self._queued += len(rows)
+                        self._cond.notify_all()
+                    else:
+                        c.buffer.append((len(rows), packed))
+                        self._buffered += len(rows)
                     return True
                 self._cond.wait(0.5)
             return False

@@ -1,0 +1,92 @@
+"""EventFeed's hand-over of pages between its walks and the run consuming them: a run that
+starts with pages read ahead keeps its walks going while it decodes them, and back-pressure
+still holds the walks when the run falls behind on live pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from growthos_source.prefetch import LIVE_PAGES, EventFeed, _Chunk, pack, unpack
+
+UTC = dt.timezone.utc
+A = dt.datetime(2026, 1, 1, tzinfo=UTC)
+B = dt.datetime(2026, 1, 2, tzinfo=UTC)
+ROWS = [{"id": f"evt_{i}", "timestamp": "2026-01-01T10:00:00.000Z"} for i in range(100)]
+
+
+def _active(feed: EventFeed) -> _Chunk:
+    c = _Chunk((A, B), B)
+    c.active = c.started = True
+    feed._chunks[(A, B)] = c
+    return c
+
+
+def _deliver_in_thread(feed: EventFeed, c: _Chunk) -> threading.Thread:
+    t = threading.Thread(target=feed._deliver, args=(c, list(ROWS)), daemon=True)
+    t.start()
+    return t
+
+
+def test_live_pages_behind_a_drained_buffer_are_queued_packed_not_held() -> None:
+    """The run drains thousands of pages read ahead first; the live pages its walks deliver
+    meanwhile wait packed behind them instead of stopping every walk (at 300 ms that stall
+    left the API idle for 7 s)."""
+    feed = EventFeed(max_buffered_rows=100_000)
+    c = _active(feed)
+    with feed._cond:
+        feed._out.extend((len(ROWS), pack(ROWS)) for _ in range(50))  # read ahead, moved in
+        feed._queued = 50 * len(ROWS)
+        feed._live = LIVE_PAGES
+    t = _deliver_in_thread(feed, c)
+    t.join(timeout=5)
+    assert not t.is_alive()
+    n, page = feed._out[-1]
+    assert n == len(ROWS) and isinstance(page, bytes) and unpack(page) == ROWS
+    assert feed._queued == 51 * len(ROWS) and feed._live == LIVE_PAGES
+
+
+def test_walks_wait_when_the_run_falls_behind_on_live_pages_or_the_buffer_is_full() -> None:
+    feed = EventFeed(max_buffered_rows=1_000)
+    c = _active(feed)
+    with feed._cond:
+        feed._live = LIVE_PAGES  # the run has LIVE_PAGES pages of rows it has not taken
+    t = _deliver_in_thread(feed, c)
+    t.join(timeout=0.3)
+    assert t.is_alive()  # held: nothing queued packed ahead of the live pages
+    with feed._cond:
+        feed._live -= 1  # the run takes one
+        feed._cond.notify_all()
+    t.join(timeout=5)
+    assert not t.is_alive() and feed._out[-1] == (len(ROWS), ROWS)
+    # Behind packed pages the bound is the buffer's: full, the walk waits too.
+    with feed._cond:
+        feed._out.extend((len(ROWS), pack(ROWS)) for _ in range(10))
+        feed._queued = 10 * len(ROWS)
+        feed._live = LIVE_PAGES
+    t = _deliver_in_thread(feed, c)
+    t.join(timeout=0.3)
+    assert t.is_alive()
+    feed.close()
+    t.join(timeout=5)
+    assert not t.is_alive()
+
+
+def test_spare_walks_wait_for_the_runs_first_pages_before_reading_ahead() -> None:
+    """More walks than the run has windows: the spare ones split the run's walks once their
+    first pages tell how long they are, rather than read the next run's windows ahead (which
+    made the run last longer and filled the buffer)."""
+    C = B + dt.timedelta(days=1)
+    feed = EventFeed()
+    with feed._cond:
+        feed._walk = lambda a, b, w: (lambda: iter(()))  # never called here
+        feed._plan([(A, B)], [(B, C)], C)
+        first = feed._next_job_locked()
+        assert first is not None and first[0].bounds == (A, B)
+        assert feed._next_job_locked() is None  # (A, B) has read no page yet: wait
+        first[1].clip(list(ROWS))  # its first page: 100 rows, a day's span ahead
+        first[1].rows = 0  # as if still unread ...
+        assert feed._next_job_locked() is None
+        first[1].finish()  # ... finished: nothing of this run to split, so read ahead
+        job = feed._next_job_locked()
+        assert job is not None and job[0].bounds == (B, C) and not job[0].active
