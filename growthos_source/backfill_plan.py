@@ -111,9 +111,17 @@ def start_from(client: GrowthOSClient, path: str, start: dt.datetime, newest: dt
                ) -> tuple[dt.datetime, dict[str, int] | None]:
     """(start, counts) of a backfill from a start date: `start`, or the day the events begin
     when that is later (a start date decades back means "everything"), and the daily counts
-    to plan with. The counts say where events begin (one request confirms it when `start` is
-    earlier); without them, timeline's search."""
-    counts = counts_back(day_counts or api_counts(client), newest)
+    to plan with. The counts from `start` on (a request per year, sent together; year by year
+    back from the newest event when `start` lies more than MAX_YEARS back) say where events
+    begin (one request confirms it when `start` is earlier); without them, timeline's
+    search."""
+    ask = day_counts or api_counts(client)
+    if newest - start <= dt.timedelta(days=reconcile.QUERY_DAYS * MAX_YEARS):
+        # From the start date on, at once (the queries go out together), rather than year
+        # by year back from the newest event until a year begins empty.
+        counts = counts_from(client, start, newest, ask)
+    else:
+        counts = counts_back(ask, newest)
     if counts:
         begin = first_day(counts)
         if start >= begin or not timeline.has_before(client, path, begin):

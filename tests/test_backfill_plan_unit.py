@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+import threading
 from typing import Any
 
 import pytest
 
 from growthos_source import backfill_plan as bp
+from growthos_source import reconcile
 from growthos_source.errors import NotFoundError
 
 UTC = dt.timezone.utc
@@ -128,3 +130,57 @@ def test_an_api_without_the_count_query_is_asked_once_and_planned_without() -> N
     newest = dt.datetime(2026, 6, 1, tzinfo=UTC)
     assert bp.counts_from(client, midnight("2024-01-01"), newest,  # type: ignore[arg-type]
                           day_counts=ask) is None
+
+
+class ConcurrentCounts:
+    """A client answering `POST /analytics/query` only when `together` queries are in flight
+    at once (a barrier): queries sent one after the other fail the test at once."""
+
+    def __init__(self, counts: dict[str, int], together: int) -> None:
+        self.counts = counts
+        self.barrier = threading.Barrier(together, timeout=5)
+        self.asked: list[tuple[str, str]] = []
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        body = kw["json"]
+        self.asked.append((body["from"], body["to"]))
+        self.barrier.wait()
+        return {"data": [{"date": d, "count": n} for d, n in self.counts.items()
+                         if body["from"] <= d <= body["to"]]}
+
+
+def test_a_span_of_years_is_counted_with_the_queries_sent_together() -> None:
+    """A backfill waits for its counts before its first page: three years are three queries
+    in flight at once, not three round trips in a row."""
+    first, last = dt.date(2023, 12, 2), dt.date(2026, 11, 30)  # 1,095 days: 3 queries
+    counts = {d: n for d, n in day_counts(first, 1095, 5).items() if n}
+    client = ConcurrentCounts(counts, together=3)
+    got = reconcile.api_day_counts(client, first, last)  # type: ignore[arg-type]
+    assert got == counts
+    assert sorted(client.asked) == [("2023-12-02", "2024-12-01"), ("2024-12-02", "2025-12-02"),
+                                    ("2025-12-03", "2026-11-30")]
+
+
+class NoStream:
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        raise AssertionError(f"unexpected {method} {path}")
+
+
+def test_a_backfill_from_a_start_date_counts_from_that_date_in_one_go() -> None:
+    """From a start date the counts cover [start, newest] at once (not year by year back from
+    the newest event until a year begins empty), and a start on a counted day needs no probe
+    of the stream."""
+    newest = dt.datetime(2026, 6, 1, 9, tzinfo=UTC)
+    api = Counts(day_counts(dt.date(2024, 6, 1), 731, 2, empty_share=0.0))
+    start = midnight("2024-06-01")
+    got, counts = bp.start_from(NoStream(), "/analytics/events", start,  # type: ignore[arg-type]
+                                newest, probes=4, day_counts=api)
+    assert got == start
+    assert api.asked == [(dt.date(2024, 6, 1), dt.date(2026, 6, 1))]
+    assert counts == {d: n for d, n in api.counts.items() if n}
+    # A start decades back (meaning "everything") still counts back year by year.
+    api = Counts(day_counts(dt.date(2024, 6, 1), 731, 2, empty_share=0.0))
+    with pytest.raises(AssertionError, match="unexpected GET"):  # then confirms the start
+        bp.start_from(NoStream(), "/analytics/events", midnight("1990-01-01"),  # type: ignore[arg-type]
+                      newest, probes=4, day_counts=api)
+    assert [a for a, _ in api.asked] == [dt.date(2025, 6, 1), dt.date(2024, 5, 31)]
