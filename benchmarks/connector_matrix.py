@@ -20,9 +20,9 @@ table:
   counted and from the last one to process exit (sampled every 0.1 s): the fixed cost.
 
 The sizes default to 50 s of requests at each plan's ceiling (runs of 50-65 s, the upper end
-of what the issue asked for: the fixed cost of a process weighs half what it does at 25 s).
-`--profile` also prints each run's requests per second, as the server counted them. `--peer-cell` also runs dlt's
-generic rest_api source (configured as in benchmarks/common.py) as its own process on that cell,
+of the 20-60 s a cell is meant to take: the fixed cost of a process weighs half what it does
+at 25 s). `--profile` also prints each run's requests per second, as the server counted them.
+`--peer-cell` also runs dlt's generic rest_api source (configured as in benchmarks/common.py) as its own process on that cell,
 on `--peer-events` events (it is far slower), and adds its row to the table. `--baseline DIR`
 runs the same command again on each cell with the connector imported from DIR (another
 checkout), right after ours on the same server (reset to the same data): before and after

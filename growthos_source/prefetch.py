@@ -212,11 +212,9 @@ class EventFeed:
         # Then halves of the current run's long walks (about a request per split): a worker
         # reading ahead blocks once the buffer is full, and the run would end on one chain.
         current = [(c, w) for c, w in self._running if c.active]
-        split = split_longest(current, self._split_min_rows)
-        if split is not None:
-            self.splits += 1
-            c, lo, middle = split
-            return self._start_locked(c, lo, middle, middle)
+        job = self._split_locked(current)
+        if job is not None:
+            return job
         if any(w.rows == 0 and not w.finished for _, w in current):
             # A walk of this run that has not read its first page may be worth splitting
             # once it has (its size is unknown until then): wait for it rather than read
@@ -229,13 +227,19 @@ class EventFeed:
             if waiting:
                 c = waiting[0]
                 return self._start_locked(c, *c.bounds, c.top)
-            split = split_longest([(c, w) for c, w in self._running
-                                   if not c.active and not c.cancelled], self._split_min_rows)
-            if split is not None:
-                self.splits += 1
-                c, lo, middle = split
-                return self._start_locked(c, lo, middle, middle)
+            return self._split_locked([(c, w) for c, w in self._running
+                                       if not c.active and not c.cancelled])
         return None
+
+    def _split_locked(self, candidates: list[tuple[_Chunk, Window]],
+                      ) -> tuple[_Chunk, Window] | None:
+        """The lower half of the candidate walk with the most left, as a new job."""
+        split = split_longest(candidates, self._split_min_rows)
+        if split is None:
+            return None
+        self.splits += 1
+        c, lo, middle = split
+        return self._start_locked(c, lo, middle, middle)
 
     def _start_locked(self, c: _Chunk, a: dt.datetime, b: dt.datetime | None,
                       top: dt.datetime) -> tuple[_Chunk, Window]:
