@@ -43,10 +43,16 @@ class Control:
                 return _json(200, {"reset": True, **sim.info()})
             if path == "mutate" and method == "POST":
                 with sim.world.lock:
-                    return _json(200, Mutator(sim.world).apply(body))
+                    try:
+                        return _json(200, Mutator(sim.world).apply(body))
+                    finally:
+                        sim.world.changed()  # also after a change that failed half-way
             if path == "quirks" and method == "POST":
                 with sim.world.lock:
-                    return _json(200, quirks.apply(sim.world, body))
+                    try:
+                        return _json(200, quirks.apply(sim.world, body))
+                    finally:
+                        sim.world.changed()  # also after a change that failed half-way
             if path == "faults" and method == "PUT":
                 sim.faults.set(FaultConfig.from_json(body))
                 return _json(200, sim.faults.as_dict())

@@ -212,7 +212,11 @@ class Handler(BaseHTTPRequestHandler):
                 sim.world.process_due()  # queued ingest work whose time has come is visible
                 key.record["last_used_at"] = sim.now_iso()
                 sim.world.api_keys.touch(key.record["id"])
-                resp = sim.handlers[route.op_id](req)
+                try:
+                    resp = sim.handlers[route.op_id](req)
+                finally:
+                    if self.command != "GET":
+                        sim.world.changed()
                 if sim.dialect.renders and resp.status < 300 and resp.body is not None:
                     # The dialect's shapes, rendered at the edge (dialect.py); reads the world.
                     resp.body = sim.dialect.render(route.op_id, self._encode(resp, rid) or b"",

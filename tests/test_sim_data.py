@@ -487,6 +487,35 @@ def test_referral_and_settings_writes(ws: SimServer, api: Any) -> None:
     assert truth(ws, "project_settings")[0]["name"] == "Acme Europe"
 
 
+def test_leaderboard_follows_every_write_after_it_was_read(ws: SimServer, api: Any) -> None:
+    """The leaderboard is computed once per revision of the data: a read before a write must
+    not be served after it (API writes and /_sim/mutate both change it)."""
+    c = api(ws)
+    prog = truth(ws, "referral_programs")[0]["id"]
+
+    def board() -> list[Row]:
+        return walk(c, "/referrals/leaderboard", {"program_id": prog})
+
+    def truth_board() -> list[Row]:
+        return [{k: v for k, v in r.items() if k != "program_id"}
+                for r in truth(ws, "referral_leaderboard") if r["program_id"] == prog]
+
+    before = board()
+    assert before == truth_board() and before == board()
+    link = next(r for r in truth(ws, "referral_links") if r["program_id"] == prog)
+    fresh = [r["id"] for r in truth(ws, "contacts")][-1]
+    for _ in range(5):  # enough to move the link's owner up the ranking
+        assert c.post("/referrals/conversions", json={
+            "link_code": link["code"], "referred_contact_id": fresh}).status_code == 201
+    after = board()
+    mine = next(r for r in after if r["contact_id"] == link["contact_id"])
+    old = next((r["referrals"] for r in before if r["contact_id"] == link["contact_id"]), 0)
+    assert mine["referrals"] == old + 5 and after == truth_board()
+    assert control(ws, "POST", "mutate", json={
+        "referral_conversions": {"create": 6}}).status_code == 200
+    assert board() == truth_board() != after
+
+
 # ---- mutate --------------------------------------------------------------------------------
 
 def test_mutate_reports_what_it_did_and_truth_follows(ws: SimServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from typing import Any
 
@@ -28,15 +29,15 @@ def list_table(req: Request, table: Table, scope: str, pred: Callable[[Record], 
 
 def list_records(req: Request, records: list[Record], scope: str, key_field: str,
                  extra: dict[str, Any] | None = None) -> Response:
-    """Page a computed list (ordered by an integer `key_field`, e.g. leaderboard rank)."""
+    """Page a computed list (ascending by an integer `key_field`, e.g. leaderboard rank)."""
     from ..util import dumps
 
     limit = parse_limit(req.params, req.world.dialect.default_limit)
     start = 0
     if "cursor" in req.params:
         start = int(req.cursor_secret.decode(scope, req.params["cursor"]))
-    rows = [r for r in records if r[key_field] > start]
-    page, more = rows[:limit], len(rows) > limit
+    first = bisect.bisect_right(records, start, key=lambda r: int(r[key_field]))
+    page, more = records[first:first + limit], len(records) > first + limit
     nxt = req.cursor_secret.encode(scope, page[-1][key_field]) if more else None
     return Response(200, page_body([dumps(r) for r in page], nxt, req.request_id, extra))
 
