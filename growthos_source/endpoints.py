@@ -72,6 +72,11 @@ class Endpoint:
     # Rows leave as arrow tables (arrowize.py), skipping dlt's row normalizer: for big flat
     # lists read whole every run (the nightly run's normalize was mostly these rows).
     arrow: bool = False
+    # Child lists: the parent record's field that counts the list's rows (a segment's
+    # `contact_count`). Only schedules the walks, longest first (http/fanout.py), so that a run
+    # does not end on a few long lists read one page at a time; a missing or odd value is
+    # a list of unknown length, never an error.
+    size_field: str | None = None
 
 
 # Every table whose records can vanish keeps a `_deleted_at` column (see deletes.py).
@@ -113,7 +118,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # are the contacts table's, and added_at stays null when the API does not say.
     Endpoint("segment_memberships", "/segments/{id}/contacts", "segments:read",
              ("segment_id", "contact_id"), "replace", kind="child", parent="_segments_all",
-             parent_key="segment_id", columns=_nullable("added_at"),
+             parent_key="segment_id", columns=_nullable("added_at"), size_field="contact_count",
              shapes=(Shape("contact_id", (("id", "contact_id"),),
                            keep=("contact_id", "email", "added_at")),), arrow=True),
     Endpoint("referral_programs", "/referrals/programs", "referrals:read", kind="passthrough",
@@ -121,7 +126,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("referral_links", "/referrals/programs/{id}/links", "referrals:read", kind="child",
              parent="_programs_all", cursor="created_at", refresh_on=("conversions", "clicks")),
     Endpoint("referral_conversions", "/referrals/links/{code}/conversions", "referrals:read",
-             kind="child", parent="referral_links", parent_field="code"),
+             kind="child", parent="referral_links", parent_field="code",
+             size_field="conversions"),
     Endpoint("referral_leaderboard", "/referrals/leaderboard", "referrals:read",
              ("program_id", "contact_id"), "replace", kind="child", parent="_programs_all",
              parent_key="program_id", parent_param="program_id"),

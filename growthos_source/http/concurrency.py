@@ -109,49 +109,95 @@ class ConcurrencyLimit:
             self._limit = min(float(self.maximum), self._limit + 1)
 
 
+# A parked walk takes the place of a running one only when it has clearly more to read:
+# PREEMPT times its remaining pages, plus PREEMPT_PAGES (a handover costs a page's time).
+PREEMPT = 1.5
+PREEMPT_PAGES = 2.0
+UNKNOWN = math.inf  # the priority of a walk of unknown length
+
+
+class _Waiter:
+    __slots__ = ("granted", "priority", "ready")
+
+    def __init__(self, priority: float) -> None:
+        self.priority = priority
+        self.granted = False
+        self.ready = threading.Event()
+
+
 class Places:
     """At most `cap()` walks advance at once, whichever resource or thread runs them; the
-    others park between two pages. One per client (fanout.py takes and gives back places)."""
+    others park between two pages. One per client (fanout.py takes and gives back places).
+
+    A freed place goes to the parked walk with the most pages left to read (its `priority`;
+    a walk of unknown length counts as longest), first come first served among equals, and a
+    running walk of known length gives its place to a parked one with clearly more left
+    (`keep`). Longest-remaining-first keeps a nightly run's few long child lists (a big
+    segment's members) from being the only walks left at its end, each at one request at a
+    time while the rate the plan allows goes unused."""
 
     def __init__(self, cap: Callable[[], int]) -> None:
         self._cap = cap
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._taken = 0
-        self._parked = 0
+        self._waiting: list[_Waiter] = []  # in arrival order
 
     @property
     def taken(self) -> int:
         """Places held right now."""
-        with self._cond:
+        with self._lock:
             return self._taken
 
-    def enter(self, stop: threading.Event | None = None) -> None:
-        """Wait for a place (or until `stop` is set) and take it."""
-        with self._cond:
-            self._parked += 1
-            try:
-                # The cap may rise without anyone leaving: look again now and then.
-                while self._taken >= max(1, self._cap()) and not (stop and stop.is_set()):
-                    self._cond.wait(0.25)
-            finally:
-                self._parked -= 1
+    def _best_locked(self) -> _Waiter | None:
+        # max() keeps the first of equals: arrival order among walks of the same priority.
+        return max(self._waiting, key=lambda w: w.priority) if self._waiting else None
+
+    def _grant_locked(self, cap: int) -> None:
+        while self._taken < cap and (best := self._best_locked()) is not None:
+            self._waiting.remove(best)
+            best.granted = True
             self._taken += 1
+            best.ready.set()
+
+    def enter(self, stop: threading.Event | None = None, priority: float = UNKNOWN) -> None:
+        """Wait for a place (or until `stop` is set) and take it."""
+        me = _Waiter(priority)
+        with self._lock:
+            self._waiting.append(me)
+            self._grant_locked(max(1, self._cap()))
+            if me.granted:
+                return
+        while not me.ready.wait(0.25):
+            # The cap may rise without anyone leaving: look again now and then.
+            with self._lock:
+                if me.granted:
+                    return
+                if stop is not None and stop.is_set():
+                    self._waiting.remove(me)
+                    self._taken += 1  # the caller gives it back, as after any enter()
+                    return
+                self._grant_locked(max(1, self._cap()))
 
     def leave(self) -> None:
         """Give a place back."""
-        with self._cond:
+        with self._lock:
             self._taken -= 1
-            self._cond.notify()
+            self._grant_locked(max(1, self._cap()))
 
-    def keep(self) -> bool:
-        """After a page: True to go on with the walk, False when over the cap (the place is
-        given back: park, then call enter())."""
-        with self._cond:
+    def keep(self, priority: float = UNKNOWN) -> bool:
+        """After a page: True to go on with the walk, False when over the cap or when a parked
+        walk has clearly more pages left than this one's `priority` (the place is given back:
+        park, then call enter())."""
+        with self._lock:
             cap = max(1, self._cap())
             if self._taken > cap:
                 self._taken -= 1
-                self._cond.notify()
                 return False
-            if self._parked and self._taken < cap:
-                self._cond.notify(cap - self._taken)
+            best = self._best_locked()
+            if (best is not None and priority < UNKNOWN and best.priority < UNKNOWN
+                    and best.priority > priority * PREEMPT + PREEMPT_PAGES):
+                self._taken -= 1
+                self._grant_locked(cap)
+                return False
+            self._grant_locked(cap)
             return True

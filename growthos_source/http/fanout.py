@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from .concurrency import Places
+from .concurrency import UNKNOWN, Places
 
 T = TypeVar("T")
 DONE = object()  # a walk finished: (key, DONE) is yielded after its last item
@@ -28,16 +28,22 @@ Job = tuple[Hashable, Callable[[], Iterable[Any]]]
 def fan_out(jobs: Iterable[Job], workers: int,
             more: Callable[[], Job | None] | None = None,
             limit: Callable[[], int] | None = None,
-            places: Places | None = None) -> Iterator[tuple[Hashable, Any]]:
+            places: Places | None = None,
+            sizes: Mapping[Hashable, float] | None = None) -> Iterator[tuple[Hashable, Any]]:
     """Yield (key, item) for every item of every job, and (key, DONE) when a job completes.
 
     `workers` threads run the jobs. `more`, called by a worker that finds no job left, may hand
     out new work (a split of a running job, see splitting.py); None lets the worker stop.
     `places` (the client's shared budget) or else `limit` caps the jobs advancing at once (see
-    the module docstring). A job's exception stops the others and is re-raised here. With one
+    the module docstring). `sizes`: the items (pages) a job is expected to yield, where known;
+    such jobs start longest first, and a job's place follows the pages it has left
+    (concurrency.Places). A job's exception stops the others and is re-raised here. With one
     worker the jobs run in this thread, in order.
     """
     job_list = list(jobs)
+    known = dict(sizes or {})
+    if known:  # longest first; jobs of unknown size first of all, in their order
+        job_list.sort(key=lambda j: -known.get(j[0], UNKNOWN))
     if workers <= 1 or (len(job_list) <= 1 and more is None):
         for key, job in job_list:
             for item in job():
@@ -66,7 +72,7 @@ def fan_out(jobs: Iterable[Job], workers: int,
 
     budget = places or Places(limit or (lambda: workers))
 
-    def hand_over(entry: tuple[Hashable, Any, BaseException | None]) -> bool:
+    def hand_over(entry: tuple[Hashable, Any, BaseException | None], left: float) -> bool:
         """Queue an item; while the consumer lags, without holding a place."""
         try:
             q.put_nowait(entry)
@@ -77,17 +83,24 @@ def fan_out(jobs: Iterable[Job], workers: int,
         try:
             return put(entry)
         finally:
-            budget.enter(stop)
+            budget.enter(stop, left)
 
     def run(key: Hashable, job: Callable[[], Iterable[Any]]) -> bool:
-        budget.enter(stop)
+        size = known.get(key)
+        done = 0
+
+        def left() -> float:  # pages still to read, as far as anyone knows
+            return UNKNOWN if size is None else max(1.0, size - done)
+
+        budget.enter(stop, left())
         try:
             for item in job():
-                if not hand_over((key, item, None)):
+                done += 1
+                if not hand_over((key, item, None), left()):
                     return False
-                if not budget.keep():
-                    budget.enter(stop)
-            return hand_over((key, DONE, None))
+                if not budget.keep(left()):
+                    budget.enter(stop, left())
+            return hand_over((key, DONE, None), left())
         finally:
             budget.leave()
 

@@ -3,7 +3,8 @@ parents' walks run concurrently."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from .. import rejects, shapes
@@ -54,7 +55,7 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
                     yield rows
             return run
 
-        jobs = []
+        jobs, sizes = [], dict[Hashable, float]()
         for parent in parents:
             if parent.get("id") is None or parent.get(ep.parent_field) is None:
                 continue  # rejected with its own table
@@ -62,10 +63,13 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             if ep.cursor:
                 marks[pid] = Cursor(cursors, pid, ep.cursor, ctx.start_date, ctx.end_date)
             jobs.append((pid, job(parent)))
+            if (pages := _pages(parent, ep.size_field, ctx.page_size)) is not None:
+                sizes[pid] = pages
         if ep.arrow and "arrow" not in known:
             known["arrow"] = ArrowRows(ep)
         held: list[Row] = []  # rows of an arrow table to be
-        for job_key, rows in fan_out(jobs, ctx.walks(), places=ctx.client.places):
+        for job_key, rows in fan_out(jobs, ctx.walks(), places=ctx.client.places,
+                                     sizes=sizes):
             key = str(job_key)
             if rows is DONE:
                 if key in marks:
@@ -99,6 +103,14 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
             yield known["arrow"].table(held)
 
     return step
+
+
+def _pages(parent: Row, field: str | None, page_size: int) -> float | None:
+    """Pages the child list of `parent` should take, from its count `field` (None: unknown)."""
+    n = parent.get(field) if field else None
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n >= 0:
+        return None
+    return max(1.0, math.ceil(n / max(1, page_size)))
 
 
 def _changed(row: Row, known: dict[str, tuple[Any, ...]], fields: tuple[str, ...],
