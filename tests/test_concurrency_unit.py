@@ -247,3 +247,75 @@ def test_read_ahead_hands_on_the_jobs_error() -> None:
     assert next(items) == 1
     with pytest.raises(RuntimeError, match="the walk failed"):
         next(items)
+
+
+def _parked(places: Places, priority: float, order: list[float]) -> threading.Thread:
+    """A thread that waits for a place with `priority`, notes it, and gives the place back."""
+    def go() -> None:
+        places.enter(priority=priority)
+        order.append(priority)
+        places.leave()
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t
+
+
+def _wait_parked(places: Places, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(places._waiting) < n:  # white box: until every thread has parked
+        assert time.monotonic() < deadline, "the walks did not park"
+        time.sleep(0.01)
+
+
+@pytest.mark.timeout(60)
+def test_a_freed_place_goes_to_the_walk_with_the_most_pages_left() -> None:
+    """Longest remaining first; walks of unknown length (the default) before any of known
+    length; equals in the order they came."""
+    places = Places(lambda: 1)
+    places.enter()
+    order: list[float] = []
+    threads = []
+    for n, priority in enumerate((3.0, 40.0, 7.0, float("inf"), 40.0)):
+        threads.append(_parked(places, priority, order))
+        _wait_parked(places, n + 1)
+    places.leave()
+    for t in threads:
+        t.join(10)
+    assert order == [float("inf"), 40.0, 40.0, 7.0, 3.0] and places.taken == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_running_walk_gives_way_only_to_one_with_clearly_more_left() -> None:
+    places = Places(lambda: 1)
+    places.enter(priority=10.0)
+    order: list[float] = []
+    near = _parked(places, 16.0, order)  # not over 10 x 1.5 + 2
+    _wait_parked(places, 1)
+    assert places.keep(10.0) and places.taken == 1
+    far = _parked(places, 18.0, order)
+    _wait_parked(places, 2)
+    assert not places.keep(10.0)  # the place went to the 18-page walk
+    far.join(10)
+    places.enter(priority=10.0)  # gets a place once the 16-page walk had its turn
+    assert order == [18.0, 16.0]
+    near.join(10)
+    assert places.keep(float("inf"))  # unknown length: never preempted
+    places.leave()
+    assert places.taken == 0
+
+
+@pytest.mark.timeout(60)
+def test_fan_out_starts_the_longest_jobs_first() -> None:
+    started: list[str] = []
+
+    def job(name: str) -> Callable[[], Iterator[str]]:
+        def run() -> Iterator[str]:
+            started.append(name)
+            yield name
+        return run
+
+    jobs = [(k, job(k)) for k in "abcde"]
+    sizes = {"a": 1.0, "b": 50.0, "d": 5.0, "e": 50.0}  # c: unknown
+    got = collect(fan_out(jobs, workers=1, sizes=sizes))  # one worker: jobs in their order
+    assert got == list("abcde")
+    assert started == ["c", "b", "e", "d", "a"]

@@ -68,3 +68,21 @@ def test_readers_take_behaviour_from_the_entry_not_the_table_name() -> None:
                  "sync.py"):
         text = (ROOT / "growthos_source" / name).read_text()
         assert not re.search(r"\.table\s*==|==\s*\w+\.table\b", text), name
+
+
+def test_child_list_sizes_come_from_a_declared_field_of_the_parents_records() -> None:
+    """`size_field` (scheduling only) names a numeric column of the records that feed the child
+    list: the parent table itself, or the table a hidden parent walk loads."""
+    from growthos_source.readers.children import _pages
+
+    sized = [ep for ep in ENDPOINTS if ep.size_field]
+    assert {ep.table for ep in sized} >= {"segment_memberships"}
+    for ep in sized:
+        assert ep.kind == "child" and ep.parent is not None
+        fed = ep.parent if not ep.parent.startswith("_") else next(
+            e.table for e in ENDPOINTS if e.parent == ep.parent and e.kind == "passthrough")
+        assert declared_types(fed).get(ep.size_field) in ("bigint", "double"), (ep.table, fed)
+    assert [_pages({"n": v}, "n", 100) for v in (0, 100, 101, 250.0)] == [1, 1, 2, 3]
+    assert [_pages({"n": v}, "n", 100) for v in (None, True, -1, "12", float("nan"))] == \
+        [None] * 5
+    assert _pages({}, "n", 100) is None and _pages({"n": 5}, None, 100) is None
