@@ -3,6 +3,7 @@ faults, truth, stats and info for tests, demos and benchmarks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -27,6 +28,16 @@ class Control:
     def __init__(self, sim: SimServer) -> None:
         self.sim = sim
 
+    def _write(self, change: Callable[[], Any]) -> Answer:
+        """Apply a change of the data under the world lock; cached derived views are stale
+        afterwards, also after a change that failed half-way."""
+        world = self.sim.world
+        with world.lock:
+            try:
+                return _json(200, change())
+            finally:
+                world.changed()
+
     def handle(self, method: str, path: str, params: dict[str, str], raw: bytes) -> Answer:
         try:
             body = orjson.loads(raw) if raw.strip() else {}
@@ -42,17 +53,9 @@ class Control:
                 sim.reset(**body)
                 return _json(200, {"reset": True, **sim.info()})
             if path == "mutate" and method == "POST":
-                with sim.world.lock:
-                    try:
-                        return _json(200, Mutator(sim.world).apply(body))
-                    finally:
-                        sim.world.changed()  # also after a change that failed half-way
+                return self._write(lambda: Mutator(sim.world).apply(body))
             if path == "quirks" and method == "POST":
-                with sim.world.lock:
-                    try:
-                        return _json(200, quirks.apply(sim.world, body))
-                    finally:
-                        sim.world.changed()  # also after a change that failed half-way
+                return self._write(lambda: quirks.apply(sim.world, body))
             if path == "faults" and method == "PUT":
                 sim.faults.set(FaultConfig.from_json(body))
                 return _json(200, sim.faults.as_dict())

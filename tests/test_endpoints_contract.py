@@ -83,6 +83,6 @@ def test_child_list_sizes_come_from_a_declared_field_of_the_parents_records() ->
             e.table for e in ENDPOINTS if e.parent == ep.parent and e.kind == "passthrough")
         assert declared_types(fed).get(ep.size_field) in ("bigint", "double"), (ep.table, fed)
     assert [_pages({"n": v}, "n", 100) for v in (0, 100, 101, 250.0)] == [1, 1, 2, 3]
-    assert [_pages({"n": v}, "n", 100) for v in (None, True, -1, "12", float("nan"))] == \
-        [None] * 5
+    assert [_pages({"n": v}, "n", 100) for v in (None, True, -1, "12", float("nan"),
+                                                float("inf"))] == [None] * 6
     assert _pages({}, "n", 100) is None and _pages({"n": 5}, None, 100) is None

@@ -41,7 +41,7 @@ def fan_out(jobs: Iterable[Job], workers: int,
     worker the jobs run in this thread, in order.
     """
     job_list = list(jobs)
-    known = dict(sizes or {})
+    known = sizes or {}
     if known:  # longest first; jobs of unknown size first of all, in their order
         job_list.sort(key=lambda j: -known.get(j[0], UNKNOWN))
     if workers <= 1 or (len(job_list) <= 1 and more is None):

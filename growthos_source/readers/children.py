@@ -108,7 +108,7 @@ def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
 def _pages(parent: Row, field: str | None, page_size: int) -> float | None:
     """Pages the child list of `parent` should take, from its count `field` (None: unknown)."""
     n = parent.get(field) if field else None
-    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n >= 0:
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not 0 <= n < math.inf:
         return None
     return max(1.0, math.ceil(n / max(1, page_size)))
 
