@@ -25,14 +25,11 @@ from .incremental import Cursor, iso_z, parse_ts
 from .prefetch import EventFeed
 from .readers import Context, Row, table_marks
 from .rereads import Reread
-from .splitting import Splitter, Window
+from .splitting import Splitter, Window, split_min_pages
 from .walks import walk_events
 
 logger = logging.getLogger("growthos_source")
 
-# A running event walk is split only when it has at least this many pages left: each split
-# costs about one request (the new chain's first page, the old one's last partial page).
-SPLIT_MIN_PAGES = 10
 # Pages are handed to dlt as arrow tables of this many rows: dlt's per-item work (schema
 # inference, hints) costs the same for 100 rows as for 10,000.
 EVENTS_BATCH_ROWS = 10_000
@@ -82,13 +79,21 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
     if low is not None:
         start: dt.datetime | None = parse_ts(low)
-        newest, ignored = _probe_stream(client, ep.path, feed or handoff)
+        opening = from_start_date and feed is not None and feed.stream_probe is None \
+            and ctx.events_window_planned
+        counted: dict[str, int] | None = None
+        if opening and feed is not None and start is not None:
+            # The first chunk of a backfill from a start date: its probes and counts at once.
+            newest, ignored, counted = backfill_plan.opening(client, ep.path, start, end)
+            feed.stream_probe = (newest, ignored)
+        else:
+            newest, ignored = _probe_stream(client, ep.path, feed or handoff)
         if ignored:
             start = None
         elif from_start_date and start is not None and newest is not None:
             if feed is not None and ctx.events_window_planned:
                 start, counts = backfill_plan.start_from(client, ep.path, start, newest,
-                                                         ctx.workers)
+                                                         ctx.workers, known=counted)
                 feed.day_counts = counts or {}
             else:
                 start = timeline.history_start(client, ep.path, start, newest,
@@ -136,7 +141,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     # pages wait in memory either way, and each chunk is a dlt run of its own (~1 s).
     per_run = ctx.events_windows_per_run
     if per_run and feed is not None:
-        per_run = _chunk_windows(per_run, ctx.walks(client) if planned else per_run,
+        per_run = backfill_plan.chunk_windows(per_run, ctx.walks(client) if planned else per_run,
                                  all_wins, feed)
     wins = all_wins[: per_run or None]
     last_end = wins[-1][1]
@@ -152,13 +157,14 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
                                    window=window)
 
     top = (newest or last_end or start) + dt.timedelta(milliseconds=1)
+    split_rows = split_min_pages(client.concurrency.cycle) * ctx.page_size
     if feed is not None:  # a chunked backfill: the feed reads ahead across runs
         pages: Iterator[list[Row]] = feed.pages(wins, all_wins[len(wins):], top, walk,
-                                                ctx.walks(client))
+                                                ctx.walks(client), split_rows)
         splitter = None
     else:
         # Workers left without a window take half of the longest running walk (splitting.py).
-        splitter = Splitter(walk, min_rows=SPLIT_MIN_PAGES * ctx.page_size)
+        splitter = Splitter(walk, min_rows=split_rows)
         n = ctx.walks(client)
         jobs = [(i, splitter.job(a, b, b or top))
                 for i, (a, b) in enumerate(timeline.merge_windows(wins, n))]
@@ -189,22 +195,6 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         marks["through"] = iso_z(last_end)
     else:
         marks.pop("through", None)
-
-
-def _chunk_windows(base: int, walks: int, wins: list[tuple[dt.datetime, dt.datetime | None]],
-                   feed: EventFeed) -> int:
-    """How many of the backfill's remaining windows `wins` the next chunk loads, `base` being
-    what the user asked for (`backfill_windows`).
-
-    Planned windows hold ~100 pages each, so a chunk takes one for every walk the rate and
-    latency need (`walks`; far away, dozens) rather than splitting a few: each split ends a
-    walk early, on a partial page, and walks beyond the chunk's windows read the next chunk
-    ahead, so the chunk takes longer and more waits in memory. It also takes up to as many
-    again of the windows after it that the feed has read to their end already: their pages
-    wait in memory either way, and each chunk is a dlt run of its own (~1 s).
-    """
-    n = max(base, walks)
-    return n + feed.read_ahead(wins[n:], n)
 
 
 def _windows(ctx: Context, client: GrowthOSClient, feed: EventFeed | None, start: dt.datetime,

@@ -116,12 +116,16 @@ class EventFeed:
             return self._client
 
     def pages(self, wins: list[Bounds], upcoming: list[Bounds], top: dt.datetime,
-              walk: WalkFactory, workers: int) -> Iterator[list[Row]]:
+              walk: WalkFactory, workers: int, split_min_rows: int | None = None,
+              ) -> Iterator[list[Row]]:
         """Pages (newest first within a walk) of exactly the windows `wins`, read ahead or now;
-        `upcoming` are the windows the next run will ask for (read ahead when workers idle)."""
+        `upcoming` are the windows the next run will ask for (read ahead when workers idle);
+        `split_min_rows`: rows a running walk must have left to be split, from now on."""
         with self._cond:
             self._raise_if_failed()
             self._walk = walk
+            if split_min_rows is not None:
+                self._split_min_rows = split_min_rows
             self._plan(wins, upcoming, top)
             while len(self._threads) < workers:
                 t = threading.Thread(target=self._worker, daemon=True,

@@ -13,6 +13,7 @@ keeps only rows at or after the middle, so no event is lost or read twice.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -22,6 +23,13 @@ from .incremental import iso_z, parse_ts, ts_key
 Row = dict[str, Any]
 T = TypeVar("T")
 RECHECK_SECONDS = 0.5
+# A running walk is split only when it has at least this many pages left: each split costs
+# about one request (the new chain's first page, the old one's last partial page), and the
+# walks' tail lasts as long as the longest one left, pages x request time. Far from the API
+# ten pages were 3 s of a few walks alone at the end; the floor keeps near ones as they were.
+SPLIT_MAX_PAGES = 10
+SPLIT_MIN_PAGES = 4
+SPLIT_TAIL_SECONDS = 1.0
 WalkFactory = Callable[[dt.datetime, dt.datetime | None, "Window"], Callable[[], Iterator[Any]]]
 
 
@@ -107,6 +115,14 @@ def _key(row: Row) -> str | None:
         return ts_key(row["timestamp"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def split_min_pages(cycle: float | None) -> int:
+    """Pages a running walk must have left to be split, for a request cycle of `cycle`
+    seconds (None: not measured yet): its tail should last at most SPLIT_TAIL_SECONDS."""
+    if not cycle or cycle <= 0:
+        return SPLIT_MAX_PAGES
+    return max(SPLIT_MIN_PAGES, min(SPLIT_MAX_PAGES, math.ceil(SPLIT_TAIL_SECONDS / cycle)))
 
 
 def split_longest(candidates: list[tuple[T, Window]], min_rows: int,

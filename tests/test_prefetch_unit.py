@@ -1,13 +1,16 @@
 """EventFeed's hand-over of pages between its walks and the run consuming them: a run that
 starts with pages read ahead keeps its walks going while it decodes them, and back-pressure
-still holds the walks when the run falls behind on live pages."""
+still holds the walks when the run falls behind on live pages; how many windows a chunk takes
+and when a running walk is split."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
 
+from growthos_source import backfill_plan as bp
 from growthos_source.prefetch import LIVE_PAGES, EventFeed, _Chunk, pack, unpack
+from growthos_source.splitting import split_min_pages
 
 UTC = dt.timezone.utc
 A = dt.datetime(2026, 1, 1, tzinfo=UTC)
@@ -90,3 +93,41 @@ def test_spare_walks_wait_for_the_runs_first_pages_before_reading_ahead() -> Non
         first[1].finish()  # ... finished: nothing of this run to split, so read ahead
         job = feed._next_job_locked()
         assert job is not None and job[0].bounds == (B, C) and not job[0].active
+
+
+class _Ahead:
+    """The feed's `read_ahead` over a set of windows read to their end."""
+
+    def __init__(self, done: set[tuple[dt.datetime, dt.datetime | None]]) -> None:
+        self.done = done
+
+    def read_ahead(self, upcoming: list[tuple[dt.datetime, dt.datetime | None]],
+                   limit: int) -> int:
+        n = 0
+        for bounds in upcoming[:limit]:
+            if bounds not in self.done:
+                break
+            n += 1
+        return n
+
+
+def test_a_chunk_that_would_take_nearly_every_window_leaves_the_last_ones_for_one_more() -> None:
+    """Far from the API a chunk is a window per walk: with 47 windows left and 46 walks the
+    whole backfill was one chunk (or one plus a single window), and the load of ~500,000 rows
+    came after the last request. The last ~5% go to a chunk of their own, read while the big
+    one loads; windows read to their end already, and short backfills, are taken whole."""
+    wins = [(A + dt.timedelta(days=i), A + dt.timedelta(days=i + 1)) for i in range(47)]
+    nothing = _Ahead(set())
+    assert bp.chunk_windows(8, 46, wins, nothing) == 44  # type: ignore[arg-type]
+    assert bp.chunk_windows(8, 48, wins, nothing) == 44  # type: ignore[arg-type]
+    assert bp.chunk_windows(8, 8, wins, nothing) == 8  # type: ignore[arg-type]
+    assert bp.chunk_windows(8, 46, wins[:19], nothing) == 19  # type: ignore[arg-type]
+    assert bp.chunk_windows(8, 46, wins, _Ahead(set(wins))) == 47  # type: ignore[arg-type]
+    assert bp.chunk_windows(8, 46, wins[44:], nothing) == 3  # type: ignore[arg-type]
+
+
+def test_walks_far_from_the_api_are_split_closer_to_their_end() -> None:
+    """The tail of a run lasts as long as its longest walk: ten pages are 3 s at 300 ms. A
+    walk is split while it has more than about a second of pages left, never below four."""
+    assert [split_min_pages(c) for c in (None, 0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 2.0)] == \
+        [10, 10, 10, 10, 10, 5, 4, 4]

@@ -89,6 +89,12 @@ class ConcurrencyLimit:
                                     self.maximum)
             return int(self._limit)
 
+    @property
+    def cycle(self) -> float | None:
+        """The median of the recent request cycles (seconds), None before the first."""
+        with self._lock:
+            return statistics.median(self._recent) if self._recent else None
+
     def observe(self, seconds: float, service: float | None = None) -> None:
         """Record the time of one successful exchange (`service`: the walk's cycle around it,
         what the rate-based size uses); revise the latency-learnt limit every
