@@ -30,7 +30,7 @@ from growthos_source.errors import (
     ServerError,
 )
 from growthos_source.http import GrowthOSClient, Page, quote_path_segment
-from growthos_source.http.pacing import RateLimiter, parse_retry_after
+from growthos_source.http.pacing import DEFAULT_SAFETY, RateLimiter, parse_retry_after
 from growthos_source.http.responses import error_from_response
 from growthos_source.http.retry import RetryPolicy, Verdict
 
@@ -479,6 +479,39 @@ def test_rate_limiter_spaces_requests_at_safety_times_limit() -> None:
     assert limiter.stats().wait_seconds == pytest.approx(3 / 9)
 
 
+def test_rate_limiter_steps_its_share_down_after_429s_and_back_up_when_calm() -> None:
+    """99 % of the plan while the API accepts it; each 429 costs a step of 1 % (never below
+    95 %), and every 30 s without one wins a step back: a network that bunches requests more
+    than the local server settles lower instead of collecting a 429 (and a pause of every
+    walk) each second."""
+    clock = FakeClock()
+    limiter = RateLimiter(100, clock=clock, wall_clock=clock, sleep=clock.sleep)
+    assert limiter.share == pytest.approx(DEFAULT_SAFETY) == pytest.approx(0.99)
+    limiter.acquire()
+    before = clock.now
+    limiter.acquire()
+    assert clock.now - before == pytest.approx(1 / 99)
+    for _ in range(8):
+        limiter.pause(0.0)
+    assert limiter.share == pytest.approx(0.95)  # the floor
+    limiter.acquire()
+    before = clock.now
+    limiter.acquire()
+    assert clock.now - before == pytest.approx(1 / 95, rel=1e-6)
+    clock.sleep(29.0)
+    assert limiter.share == pytest.approx(0.95)
+    clock.sleep(1.0)
+    assert limiter.share == pytest.approx(0.96)
+    clock.sleep(30.0)
+    assert limiter.share == pytest.approx(0.97)
+    shares = []
+    for _ in range(10):
+        clock.sleep(30.0)
+        shares.append(limiter.share)
+    assert shares[:2] == pytest.approx([0.98, 0.99])
+    assert max(shares) == pytest.approx(0.99)  # never above the configured safety
+
+
 def test_rate_limiter_learns_limit_from_headers_and_honours_reset() -> None:
     clock = FakeClock()
     limiter = RateLimiter(safety=0.9, clock=clock, wall_clock=clock, sleep=clock.sleep)
@@ -562,16 +595,16 @@ def test_all_errors_share_the_base() -> None:
     assert str(GrowthOSError("plain")) == "plain"
 
 
-def test_rate_limiter_default_paces_at_98_percent_of_the_limit() -> None:
+def test_rate_limiter_default_paces_at_99_percent_of_the_limit() -> None:
     clock = FakeClock()
     limiter = RateLimiter(100, clock=clock, wall_clock=clock, sleep=clock.sleep)
     start, sent = clock.now, []
     for _ in range(300):
         limiter.acquire()
         sent.append(clock.now)
-    assert clock.now - start == pytest.approx(299 / 98, abs=0.02)
-    # Never more than 98 in one of the API's one-second windows.
-    assert max(Counter(int(t) for t in sent).values()) <= 98
+    assert clock.now - start == pytest.approx(299 / 99, abs=0.02)
+    # Never more than 99 in one of the API's one-second windows.
+    assert max(Counter(int(t) for t in sent).values()) <= 99
 
 
 def rejected_once_at(now: float) -> RateLimiter:
@@ -607,13 +640,13 @@ def test_a_429_whose_window_already_reset_holds_no_one_else() -> None:
 
 
 def test_rate_limiter_admits_the_free_plans_whole_rate_per_second() -> None:
-    """10 req/s at 98 %: the even spacing puts 10 slots into most seconds; admitting only
-    int(9.8) = 9 per wall-clock second cost a tenth of the Free plan's rate."""
+    """10 req/s at 99 %: the even spacing puts 10 slots into most seconds; admitting only
+    int(9.9) = 9 per wall-clock second cost a tenth of the Free plan's rate."""
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock, wall_clock=clock, sleep=clock.sleep)
     sent = []
     for _ in range(100):
         limiter.acquire()
         sent.append(clock.now)
-    assert sent[-1] - sent[0] == pytest.approx(99 / 9.8, abs=0.02)
+    assert sent[-1] - sent[0] == pytest.approx(99 / 9.9, abs=0.02)
     assert max(Counter(int(t) for t in sent).values()) == 10

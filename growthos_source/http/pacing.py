@@ -65,11 +65,16 @@ def _number(headers: Mapping[str, str], name: str) -> float | None:
         return None
 
 
-# The share of the plan's limit used. The API counts requests in one-second windows when it
-# processes them, so requests sent evenly still arrive bunched by latency and GIL jitter and an
-# occasional 429 is expected; it costs one request a Retry-After, nobody else more than the rest
-# of its window. benchmarks/connector_backfill.py (1M events, 50 ms): 0.08% 429s at 98%.
-DEFAULT_SAFETY = 0.98
+# The share of the plan's limit used, at most. The API counts requests in one-second windows
+# when it processes them, so requests sent evenly still arrive bunched by latency and GIL jitter
+# and an occasional 429 is expected; it holds every walk for the rest of its window. So the
+# share adapts: each 429 lowers it by SAFETY_STEP (down to MIN_SAFETY), and every CALM_SECONDS
+# without one raise it a step again, up to the limiter's `safety`. A network that bunches
+# requests more than the local one settles a step or two lower instead of paying a 429 a second.
+DEFAULT_SAFETY = 0.99
+MIN_SAFETY = 0.95
+SAFETY_STEP = 0.01
+CALM_SECONDS = 30.0
 
 
 def per_second(safety: float, limit: float) -> int:
@@ -83,8 +88,8 @@ class RateLimiter:
     """One shared request schedule for all threads of a client.
 
     ``acquire()`` hands each caller a start slot on a single timeline spaced
-    ``1 / (safety * limit)`` seconds apart; slots are computed under a lock and the waiting
-    happens outside it, so many threads can pace concurrently without serialising their sleeps.
+    ``1 / (share * limit)`` seconds apart (``share``: at most ``safety``, lowered by 429s, see
+    DEFAULT_SAFETY); slots are computed under a lock and the waiting happens outside it, so many threads can pace concurrently without serialising their sleeps.
     ``limit`` is the smaller of ``max_requests_per_second`` and the latest
     ``X-RateLimit-Limit`` seen. Until the first response tells us the limit, only ``burst``
     request(s) may be in flight; if responses carry no rate-limit headers at all, pacing is off.
@@ -109,6 +114,8 @@ class RateLimiter:
         self._fixed = max_requests_per_second
         self._learned: float | None = None
         self._safety = safety
+        self._share = safety  # what is used now: lowered by 429s, raised again when calm
+        self._calm_since = clock()
         self._burst = max(1, burst)
         self._probe_timeout = probe_timeout
         self._clock = clock
@@ -138,7 +145,7 @@ class RateLimiter:
     def acquire(self) -> float:
         """Block until this caller may send its request; return the seconds waited.
 
-        Besides the even spacing, at most `safety * limit` requests go out per wall-clock
+        Besides the even spacing, at most `share * limit` requests go out per wall-clock
         second (the API counts in one-second windows): a thread that wakes late, e.g. after
         another thread held the GIL, would otherwise push its request into the next window on
         top of that window's own share, and the API answers the excess with 429."""
@@ -162,7 +169,7 @@ class RateLimiter:
         second = int(wall // 1)
         if second != self._second:
             self._second, self._sent = second, 0
-        if self._sent < per_second(self._safety, limit):
+        if self._sent < per_second(self._current_share(), limit):
             self._sent += 1
             return True
         self._block_for(second + 1 - wall)  # this window is full: wait for the next one
@@ -188,13 +195,26 @@ class RateLimiter:
                 self._probes += 1
             elif limit is not None:
                 slot = max(slot, self._next_slot)
-                self._next_slot = slot + 1.0 / (self._safety * limit)
+                self._next_slot = slot + 1.0 / (self._current_share() * limit)
             delay = slot - now
             self._waited += waited + max(0.0, delay)
             planned = self._wall() + delay
         if delay > 0:
             self._sleep(delay)
         return waited + max(0.0, delay), planned
+
+    def _current_share(self) -> float:
+        """The share of the limit used now (see DEFAULT_SAFETY); `_cond` is held."""
+        if self._share < self._safety and self._clock() - self._calm_since >= CALM_SECONDS:
+            self._share = min(self._safety, self._share + SAFETY_STEP)
+            self._calm_since = self._clock()
+        return self._share
+
+    @property
+    def share(self) -> float:
+        """The share of the announced limit the schedule uses now."""
+        with self._cond:
+            return self._current_share()
 
     def _probing(self) -> bool:
         return self._fixed is None and not self._seen_response
@@ -250,6 +270,8 @@ class RateLimiter:
         with self._cond:
             self._pauses += 1
             self._block_for(seconds)
+            self._share = max(min(MIN_SAFETY, self._safety), self._share - SAFETY_STEP)
+            self._calm_since = self._clock()
 
     def _block_for(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
