@@ -132,10 +132,9 @@ def opening(client: GrowthOSClient, path: str, start: dt.datetime, end: dt.datet
     near = (last - first).days < reconcile.QUERY_DAYS * MAX_YEARS
     with ThreadPoolExecutor(2, thread_name_prefix="growthos-probe") as pool:
         newest_at = pool.submit(timeline.newest, client, path)
-        before_at = pool.submit(timeline.newest_before, client, path, start)
+        ignored_at = pool.submit(timeline.ignores_to, client, path, start)
         got = api_counts(client)(first, last) if near and first <= last else {}
-        newest, before = newest_at.result(), before_at.result()
-    ignored = newest is not None and before is not None and before >= start
+        newest, ignored = newest_at.result(), ignored_at.result()
     if not near:
         return newest, ignored, None
     top = newest.astimezone(UTC).date().isoformat() if newest is not None else ""

@@ -79,10 +79,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     low = max((v for v in (cur.low, marks.get("through")) if v), default=None)
     if low is not None:
         start: dt.datetime | None = parse_ts(low)
-        opening = from_start_date and feed is not None and feed.stream_probe is None \
-            and ctx.events_window_planned
         counted: dict[str, int] | None = None
-        if opening and feed is not None and start is not None:
+        if (from_start_date and feed is not None and feed.stream_probe is None
+                and ctx.events_window_planned and start is not None):
             # The first chunk of a backfill from a start date: its probes and counts at once.
             newest, ignored, counted = backfill_plan.opening(client, ep.path, start, end)
             feed.stream_probe = (newest, ignored)

@@ -17,9 +17,7 @@ from .incremental import iso_z, parse_ts
 DAY = dt.timedelta(days=1)
 
 
-def newest_before(client: GrowthOSClient, path: str, to: dt.datetime | None) -> dt.datetime | None:
-    """Timestamp of the newest event before `to` (of the newest of all without it), or None:
-    one one-row request."""
+def _newest_before(client: GrowthOSClient, path: str, to: dt.datetime | None) -> dt.datetime | None:
     params: dict[str, Any] = {"limit": 1}
     if to is not None:
         params["to"] = iso_z(to)
@@ -42,19 +40,20 @@ def _stamp(event: Any) -> dt.datetime | None:
 
 def newest(client: GrowthOSClient, path: str) -> dt.datetime | None:
     """Timestamp of the newest event (one one-row request), or None without events."""
-    return newest_before(client, path, None)
+    return _newest_before(client, path, None)
 
 
 def has_before(client: GrowthOSClient, path: str, before: dt.datetime) -> bool:
     """True if the stream holds an event before `before` (one one-row request)."""
-    return newest_before(client, path, before) is not None
+    return _newest_before(client, path, before) is not None
 
 
-def ignores_to(client: GrowthOSClient, path: str, newest: dt.datetime) -> bool:
-    """True if the stream answers `to=newest` (exclusive) with an event at or after it: the API
-    ignores the time filters, and windows by `from`/`to` would each read the whole stream."""
-    before = newest_before(client, path, newest)
-    return before is not None and before >= newest
+def ignores_to(client: GrowthOSClient, path: str, at: dt.datetime) -> bool:
+    """True if the stream answers `to=at` (exclusive) with an event at or after it: the API
+    ignores the time filters, and windows by `from`/`to` would each read the whole stream.
+    Asked at the newest event, or at any instant before events the stream holds."""
+    before = _newest_before(client, path, at)
+    return before is not None and before >= at
 
 
 def history_bounds(client: GrowthOSClient, path: str, probes: int = 1, *,
@@ -71,12 +70,12 @@ def history_bounds(client: GrowthOSClient, path: str, probes: int = 1, *,
     the caller found already that the API keeps `to` (saves that one).
     """
     if newest is None:
-        newest = newest_before(client, path, None)
+        newest = _newest_before(client, path, None)
     if newest is None:
         return None
     if not checked_to and ignores_to(client, path, newest):
         return None, newest
-    lo, found = _earliest(lambda t: newest_before(client, path, t) is not None, newest, probes,
+    lo, found = _earliest(lambda t: _newest_before(client, path, t) is not None, newest, probes,
                           precision=precision)
     if not found:
         return None, newest
@@ -91,9 +90,9 @@ def history_start(client: GrowthOSClient, path: str, start: dt.datetime, newest:
     empty window in between: 20,000 events two years deep from 2000 took 1,879 requests and
     160 s instead of 285 and 30 s, a dlt run per chunk of empty windows. One one-row request
     when there are events before `start`; else the search of `history_bounds`."""
-    if newest_before(client, path, start) is not None:
+    if _newest_before(client, path, start) is not None:
         return start
-    lo, found = _earliest(lambda t: newest_before(client, path, t) is not None, newest, probes)
+    lo, found = _earliest(lambda t: _newest_before(client, path, t) is not None, newest, probes)
     if not found:
         return start
     return max(start, lo.replace(hour=0, minute=0, second=0, microsecond=0))

@@ -89,7 +89,8 @@ class RateLimiter:
 
     ``acquire()`` hands each caller a start slot on a single timeline spaced
     ``1 / (share * limit)`` seconds apart (``share``: at most ``safety``, lowered by 429s, see
-    DEFAULT_SAFETY); slots are computed under a lock and the waiting happens outside it, so many threads can pace concurrently without serialising their sleeps.
+    DEFAULT_SAFETY); slots are computed under a lock and the waiting happens outside it, so
+    many threads can pace concurrently without serialising their sleeps.
     ``limit`` is the smaller of ``max_requests_per_second`` and the latest
     ``X-RateLimit-Limit`` seen. Until the first response tells us the limit, only ``burst``
     request(s) may be in flight; if responses carry no rate-limit headers at all, pacing is off.
