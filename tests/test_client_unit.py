@@ -30,7 +30,12 @@ from growthos_source.errors import (
     ServerError,
 )
 from growthos_source.http import GrowthOSClient, Page, quote_path_segment
-from growthos_source.http.pacing import DEFAULT_SAFETY, RateLimiter, parse_retry_after
+from growthos_source.http.pacing import (
+    DEFAULT_BURST,
+    DEFAULT_SAFETY,
+    RateLimiter,
+    parse_retry_after,
+)
 from growthos_source.http.responses import error_from_response
 from growthos_source.http.retry import RetryPolicy, Verdict
 
@@ -557,7 +562,8 @@ def test_rate_limiter_one_shared_schedule_across_threads() -> None:
 
 def test_rate_limiter_holds_callers_until_first_response() -> None:
     limiter = RateLimiter(sleep=lambda s: None)
-    limiter.acquire()
+    for _ in range(DEFAULT_BURST):  # a few probes go at once, within the lowest plan's rate
+        limiter.acquire()
     done = threading.Event()
 
     def second_caller() -> None:
@@ -570,6 +576,18 @@ def test_rate_limiter_holds_callers_until_first_response() -> None:
     limiter.observe({"X-RateLimit-Limit": "100"})
     assert done.wait(5)
     waiter.join(5)
+
+
+def test_probes_count_in_their_second_once_the_limit_is_known() -> None:
+    clock = FakeClock()  # frozen inside one wall-clock second until someone sleeps
+    limiter = RateLimiter(safety=1.0, clock=clock, wall_clock=clock, sleep=clock.sleep)
+    for _ in range(DEFAULT_BURST):
+        assert limiter.acquire() == 0.0
+    limiter.observe({"X-RateLimit-Limit": "10"})
+    second = int(clock.now)
+    sent = [int(clock.now + limiter.acquire()) for _ in range(10)]
+    # the 10 req/s of this second: the probes and 10 - DEFAULT_BURST more, then the next second
+    assert sent.count(second) + DEFAULT_BURST == 10 and sent[-1] == second + 1
 
 
 def test_client_paces_from_response_headers() -> None:

@@ -75,6 +75,11 @@ DEFAULT_SAFETY = 0.99
 MIN_SAFETY = 0.95
 SAFETY_STEP = 0.01
 CALM_SECONDS = 30.0
+# Requests in flight before the first response has announced the limit. The documented plans
+# allow 10, 50 and 100 req/s, so half the lowest at once stays within any; they count in their
+# second's share once the limit is known. One at a time cost a round trip before a backfill's
+# opening requests (the newest event, the `to` probe, the count queries) could go out together.
+DEFAULT_BURST = 5
 
 
 def per_second(safety: float, limit: float) -> int:
@@ -93,7 +98,8 @@ class RateLimiter:
     many threads can pace concurrently without serialising their sleeps.
     ``limit`` is the smaller of ``max_requests_per_second`` and the latest
     ``X-RateLimit-Limit`` seen. Until the first response tells us the limit, only ``burst``
-    request(s) may be in flight; if responses carry no rate-limit headers at all, pacing is off.
+    requests may be in flight (see DEFAULT_BURST); if responses carry no rate-limit headers at
+    all, pacing is off.
     ``clock``/``wall_clock``/``sleep`` are injectable for deterministic tests.
     """
 
@@ -102,7 +108,7 @@ class RateLimiter:
         max_requests_per_second: float | None = None,
         *,
         safety: float = DEFAULT_SAFETY,
-        burst: int = 1,
+        burst: int = DEFAULT_BURST,
         probe_timeout: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -164,12 +170,13 @@ class RateLimiter:
         """Count the request in the wall-clock second it goes out in (its planned time, or now
         if it woke late); False (and a wait) if that second already has its share."""
         limit = self._limit()
-        if limit is None or self._probing():
-            return True
         wall = max(self._wall(), planned)
         second = int(wall // 1)
         if second != self._second:
             self._second, self._sent = second, 0
+        if limit is None or self._probing():
+            self._sent += 1  # a probe: counted in its second once the limit is known
+            return True
         if self._sent < per_second(self._current_share(), limit):
             self._sent += 1
             return True
