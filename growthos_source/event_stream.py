@@ -47,8 +47,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     feed = ctx.events_feed
     client = feed.client(ctx.client) if feed is not None else ctx.client
     # The caught-up run right after a chunked backfill in the same sync() gets the ended feed:
-    # its client keeps the learnt pacing, and what it learnt of the stream spares two probes.
-    handoff, feed = (feed, None) if feed is not None and feed.closed else (None, feed)
+    # its client keeps the learnt pacing, what it learnt of the stream spares two probes, and
+    # the lookback's pages are read already (its `tail`).
+    handoff, feed = (feed, None) if feed is not None and feed.done else (None, feed)
     end = parse_ts(ctx.end_date) if ctx.end_date else None
     # Caught up (not inside a chunked backfill) with a mark: the walk starts `events_lookback`
     # behind it, for events still being processed at the last run (their range is replaced
@@ -68,10 +69,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     held: set[str] = set()  # ids the warehouse holds from the lookback's start on
     if caught_up:
         assert cur.last is not None
-        since = parse_ts(cur.last) - ctx.events_lookback
-        # From a 15-minute boundary: the re-read days end exactly where the walk starts and
-        # are counted in whole buckets (reconcile.py).
-        since = since.replace(minute=since.minute // 15 * 15, second=0, microsecond=0)
+        since = _lookback_start(parse_ts(cur.last), ctx.events_lookback)
         known = reconcile.warehouse_ids_since(since)
         if known is not None:  # without the warehouse's ids the lookback would duplicate
             held = known
@@ -143,6 +141,13 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         per_run = backfill_plan.chunk_windows(per_run, ctx.walks(client) if planned else per_run,
                                  all_wins, feed)
     wins = all_wins[: per_run or None]
+    upcoming = all_wins[len(wins):]
+    if feed is not None and not upcoming and end is None and newest is not None:
+        # The backfill's last chunk: the caught-up run after it walks the lookback behind the
+        # newest event; idle workers read that now, while this chunk's walks end and it loads.
+        # (New events make that run's mark later: it keeps the part from its own start.)
+        feed.tail = (_lookback_start(newest, ctx.events_lookback), None)
+        upcoming = [feed.tail]
     last_end = wins[-1][1]
     marks["backlog_windows"] = len(all_wins) - len(wins)
     marks["run_windows"] = len(wins)
@@ -158,8 +163,12 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     top = (newest or last_end or start) + dt.timedelta(milliseconds=1)
     split_rows = split_min_pages(client.concurrency.cycle) * ctx.page_size
     if feed is not None:  # a chunked backfill: the feed reads ahead across runs
-        pages: Iterator[list[Row]] = feed.pages(wins, all_wins[len(wins):], top, walk,
+        pages: Iterator[list[Row]] = feed.pages(wins, upcoming, top, walk,
                                                 ctx.walks(client), split_rows)
+        splitter = None
+    elif handoff is not None and _tail_covers(handoff.tail, wins):
+        assert handoff.tail is not None
+        pages = handoff.pages([handoff.tail], [], top, walk, ctx.walks(client), split_rows)
         splitter = None
     else:
         # Workers left without a window take half of the longest running walk (splitting.py).
@@ -194,6 +203,22 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         marks["through"] = iso_z(last_end)
     else:
         marks.pop("through", None)
+
+
+def _lookback_start(mark: dt.datetime, lookback: dt.timedelta) -> dt.datetime:
+    """Where a caught-up run's walk starts: `lookback` behind the mark, down to a 15-minute
+    boundary (the re-read days then end exactly where the walk starts and are counted in
+    whole buckets, reconcile.py)."""
+    since = mark - lookback
+    return since.replace(minute=since.minute // 15 * 15, second=0, microsecond=0)
+
+
+def _tail_covers(tail: tuple[dt.datetime, dt.datetime | None] | None,
+                 wins: list[tuple[dt.datetime, dt.datetime | None]]) -> bool:
+    """Whether the feed's tail, open-ended, holds every event of the open-ended walk `wins`
+    (the rows before the walk's start are dropped by its cursor)."""
+    return (tail is not None and bool(wins) and wins[-1][1] is None
+            and tail[0] <= wins[0][0])
 
 
 def _windows(ctx: Context, client: GrowthOSClient, feed: EventFeed | None, start: dt.datetime,

@@ -98,6 +98,12 @@ class EventFeed:
         self._split_min_rows = split_min_rows
         self._error: BaseException | None = None
         self._closed = False
+        self._finished = False
+        self._top = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+        # The lookback the caught-up run after the backfill walks, `[from, None)`: the last
+        # chunk plans it as its one upcoming window, so idle workers read it while the chunk's
+        # walks end and its load runs (see event_stream.read_events).
+        self.tail: Bounds | None = None
         self._client: GrowthOSClient | None = None
         self._walk: WalkFactory | None = None
         self.splits = 0
@@ -126,6 +132,7 @@ class EventFeed:
             self._walk = walk
             if split_min_rows is not None:
                 self._split_min_rows = split_min_rows
+            self._top = top
             self._plan(wins, upcoming, top)
             while len(self._threads) < workers:
                 t = threading.Thread(target=self._worker, daemon=True,
@@ -167,10 +174,19 @@ class EventFeed:
             return n
 
     @property
-    def closed(self) -> bool:
-        """The backfill ended: the run after it only reuses what the feed learnt (its client
-        and `stream_probe`)."""
-        return self._closed
+    def done(self) -> bool:
+        """The backfill ended (`finish` or `close`): the caught-up run after it reuses what
+        the feed learnt (its client, `stream_probe`) and the tail it read (`tail`)."""
+        return self._finished or self._closed
+
+    def finish(self) -> None:
+        """The backfill's last chunk is loaded: keep only the tail the last run planned
+        (read on, for the caught-up run), forget any other window read ahead."""
+        with self._cond:
+            self._finished = True
+            keep = {self.tail} if self.tail is not None else set()
+            self._plan([], [b for b in self._order if b in keep], self._top)
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Stop the workers (they finish their current request) and drop what was read ahead."""

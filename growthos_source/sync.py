@@ -138,9 +138,11 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
             pipeline, source, backfill_windows, fmt, rows, progress,
             run_kwargs.get("table_format"), rec, feed))
         # Fresh after the backfill's runs; a feed that read chunks lends the caught-up run its
-        # client and what it learnt of the stream (event_stream.read_events).
+        # client, what it learnt of the stream and the lookback it read (event_stream.py).
         run_source = isolation.without(
             source(events_feed=feed) if feed.stream_probe is not None else source(), failures)
+    else:
+        feed = None
 
     def run_one(s: DltSource) -> LoadInfo:
         with replacements.session(pipeline):
@@ -149,7 +151,11 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
         rec.loaded(info)
         return info
 
-    info, failed = isolation.run_each(run_source, run_one)
+    try:
+        info, failed = isolation.run_each(run_source, run_one)
+    finally:
+        if feed is not None:
+            feed.close()
     failures += failed
     applied = deletes.apply(pipeline) if info is not None else {}
     rec.deleted(applied)
@@ -237,8 +243,10 @@ def _backfill_events(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
     try:
         _backfill_chunks(pipeline, factory, windows, fmt, rows, progress, feed, table_format,
                          rec)
-    finally:
-        feed.close()
+    except BaseException:
+        feed.close()  # no caught-up run reads what it would have read on
+        raise
+    feed.finish()  # its workers read on only the caught-up run's lookback
 
 
 def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: int,

@@ -7,10 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from growthos_source import backfill_plan as bp
-from growthos_source.prefetch import LIVE_PAGES, EventFeed, _Chunk, pack, unpack
-from growthos_source.splitting import split_min_pages
+from growthos_source.prefetch import (
+    LIVE_PAGES,
+    Bounds,
+    EventFeed,
+    WalkFactory,
+    _Chunk,
+    pack,
+    unpack,
+)
+from growthos_source.splitting import Window, split_min_pages
 
 UTC = dt.timezone.utc
 A = dt.datetime(2026, 1, 1, tzinfo=UTC)
@@ -131,3 +141,50 @@ def test_walks_far_from_the_api_are_split_closer_to_their_end() -> None:
     walk is split while it has more than about a second of pages left, never below four."""
     assert [split_min_pages(c) for c in (None, 0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 2.0)] == \
         [10, 10, 10, 10, 10, 5, 4, 4]
+
+
+def _recording_walk(calls: list[Bounds]) -> WalkFactory:
+    """A walk of one page per window, noting each window it is started on."""
+    def walk(a: dt.datetime, b: dt.datetime | None,
+             window: Window) -> Callable[[], Iterator[list[dict[str, Any]]]]:
+        def pages() -> Iterator[list[dict[str, Any]]]:
+            calls.append((a, b))
+            yield [dict(r, id=f"{a:%d}-{r['id']}") for r in ROWS]
+        return pages
+    return walk
+
+
+def test_the_last_chunk_reads_the_caught_up_runs_lookback_and_finish_keeps_it() -> None:
+    """The last chunk plans the caught-up run's lookback (`tail`) as its upcoming window: idle
+    workers read it during that chunk, `finish()` keeps it, and the caught-up run gets its
+    pages without walking it again."""
+    calls: list[Bounds] = []
+    walk = _recording_walk(calls)
+    feed = EventFeed()
+    feed.tail = (B, None)
+    try:
+        first = list(feed.pages([(A, B)], [feed.tail], B, walk, 2))
+        for _ in range(500):  # the tail is read ahead by a worker of the last chunk
+            with feed._cond:
+                if feed._buffered:
+                    break
+            threading.Event().wait(0.01)
+        assert calls == [(A, B), (B, None)] and feed._buffered == len(ROWS)
+        feed.finish()
+        assert feed.done and list(feed._chunks) == [(B, None)]
+        tail = list(feed.pages([(B, None)], [], B, walk, 2))
+        assert [r["id"] for r in tail[0]] == [f"02-{r['id']}" for r in ROWS]
+        assert len(first) == 1 and calls == [(A, B), (B, None)]  # not walked twice
+    finally:
+        feed.close()
+
+
+def test_finish_forgets_windows_read_ahead_but_the_tail() -> None:
+    feed = EventFeed()
+    calls: list[Bounds] = []
+    try:
+        list(feed.pages([(A, B)], [(B, None)], B, _recording_walk(calls), 1))
+        feed.finish()
+        assert feed.done and feed._chunks == {} and feed._buffered == 0
+    finally:
+        feed.close()

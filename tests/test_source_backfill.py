@@ -3,9 +3,13 @@ backfill resumes where it stopped, then hands over to incremental syncing."""
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
+import httpx
 import pytest
 from conftest import control, truth
 from warehouse import Warehouse, assert_equals_truth
@@ -88,6 +92,36 @@ def test_events_arriving_while_chunks_are_read_ahead_are_not_lost(make_sim,
     assert len(lines) >= 3
     assert len(truth(sim, "events")) == 3100
     assert_equals_truth(wh, "events")
+
+
+def test_the_caught_up_run_after_a_backfill_gets_its_lookback_read_by_the_feed(
+        make_sim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run that follows a chunked backfill walks the lookback behind the newest event. The
+    backfill's feed reads that walk while its last chunk ends and loads (prefetch.py `tail`),
+    so the caught-up run sends none of it again; the copy stays exact."""
+    sim = make_sim(contacts=80, events=3000)
+    wh = Warehouse(tmp_path, sim)
+    sent: list[tuple[str, dict[str, list[str]], str]] = []
+    real = httpx.HTTPTransport.handle_request
+
+    def recording(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.path, parse_qs(request.url.query.decode()),
+                     threading.current_thread().name))
+        return real(self, request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", recording)
+    sync(wh.pipeline, lambda **kw: wh.source(page_size=10, **kw).with_resources("events"),
+         backfill_windows=1)
+    assert_equals_truth(wh, "events")
+    # The lookback's first page: 10 minutes behind the newest event, down to a quarter hour.
+    newest = dt.datetime.fromisoformat(max(e["timestamp"] for e in truth(sim, "events"))
+                                       .replace("Z", "+00:00")) - dt.timedelta(minutes=10)
+    since = newest.replace(minute=newest.minute // 15 * 15, second=0, microsecond=0)
+    tail = [(q, thread) for path, q, thread in sent if path.endswith("/analytics/events")
+            and q.get("from") == [since.strftime("%Y-%m-%dT%H:%M:%S.000Z")]
+            and "to" not in q and "cursor" not in q]
+    assert len(tail) == 1, tail
+    assert tail[0][1].startswith("growthos-feed"), tail
 
 
 def test_backfill_from_long_before_the_first_event_skips_the_empty_years(
