@@ -11,8 +11,8 @@ rules of values.py, shared with the row path): others go to the variant column
 that would share a column name are renamed as values.py does. Nothing is dropped or changed.
 
 A batch is converted by pyarrow, in C++, into one struct array whose fields are split into
-columns. When the pages' response bodies came along (walks.PageRows), pyarrow's JSON reader
-parses them again: it runs outside the GIL on its own threads, so the walks and dlt keep the
+columns. When the pages' response bodies came along (walks.PageRows, page_batch.py),
+pyarrow's JSON reader parses them again: it runs outside the GIL on its own threads, so the walks and dlt keep the
 interpreter meanwhile (the dicts are still parsed once for cursors and checks). Otherwise
 pyarrow types the dicts (`pa.array`, ~3x faster than flattening them in Python, but holding
 the GIL). Either refuses a batch whose values change type within a field (a number here, a
@@ -22,17 +22,16 @@ column. All three give the same columns.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
 from .keys import ascii_key
-from .values import EXACT_IN_DOUBLE, as_stored, needs_exact_parse, rename_collisions, value_type
+from .page_batch import Batch, read_bodies
+from .values import EXACT_IN_DOUBLE, as_stored, rename_collisions, value_type
 
 TIMESTAMP_FIELDS = ("timestamp", "received_at")
 _TS = pa.timestamp("us", tz="UTC")
@@ -41,16 +40,6 @@ _DLT_TYPES: dict[str, pa.DataType] = {"text": pa.string(), "bigint": pa.int64(),
                                       "timestamp": _TS, "json": pa.string()}
 _NAMES = {pa.string(): "text", pa.int64(): "bigint", pa.float64(): "double", pa.bool_(): "bool",
           _TS: "timestamp"}
-# The scalar types `pa.array` gives JSON values; the JSON reader may also infer timestamps from
-# strings, and a batch where it did takes the `pa.array` path, so strings stay strings.
-_PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.null())
-# JSON strings cannot hold raw control characters, so a CR or LF byte in a body is whitespace;
-# one body per line is what the JSON reader needs.
-_TO_SPACE = bytes.maketrans(b"\r\n", b"  ")
-_MIN_BLOCK = 1 << 20
-# The JSON reader's buffers come from the C library's allocator: pyarrow's default (mimalloc)
-# keeps what its reader threads freed, which added ~100 MB to the peak of every backfill.
-_POOL = pa.system_memory_pool()
 
 
 def flatten(row: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None
@@ -90,75 +79,6 @@ def _timestamps(values: pa.Array | list[Any]) -> pa.Array | None:
         return None
 
 
-class Batch:
-    """Rows collected for one arrow table, with the response bodies of the pages they came
-    from when every page brought its body (the rows must be some of the page's `data`, the
-    same objects, in order; a mask records which)."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.bodies: list[bytes] | None = []
-        self.mask: list[bool] = []
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def add(self, rows: list[dict[str, Any]], body: bytes | None = None,
-            data: list[dict[str, Any]] | None = None) -> None:
-        if not rows:
-            return
-        self.rows.extend(rows)
-        if self.bodies is None:
-            return
-        if body is None or data is None:
-            self.bodies = None  # no body (e.g. read ahead and pickled): type the dicts instead
-            return
-        if len(rows) == len(data) and all(map(operator.is_, rows, data)):
-            self.bodies.append(body)  # the whole page, as nearly always
-            self.mask.extend([True] * len(rows))
-            return
-        kept = {id(r) for r in rows}
-        mask = [id(r) in kept for r in data]
-        chosen = [r for r, m in zip(data, mask) if m]
-        if len(chosen) != len(rows) or any(a is not b for a, b in zip(chosen, rows)):
-            self.bodies = None  # not the page's own rows in its order: type the dicts instead
-            return
-        self.bodies.append(body)
-        self.mask.extend(mask)
-
-
-def _plain(t: pa.DataType) -> bool:
-    if pa.types.is_struct(t):
-        return all(_plain(f.type) for f in t)
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or t in _PLAIN
-
-
-def _read_bodies(bodies: list[bytes], mask: list[bool], n: int) -> pa.StructArray | None:
-    """The rows of the pages' `data` arrays chosen by `mask`, parsed by pyarrow's JSON reader
-    (outside the GIL); None if it cannot, or types a value otherwise than `pa.array` would."""
-    if any(map(needs_exact_parse, bodies)):
-        return None  # numbers the reader would round: the dicts hold them exactly
-    lines = [b.translate(_TO_SPACE) if b"\n" in b or b"\r" in b else b for b in bodies]
-    block = max(_MIN_BLOCK, max(map(len, lines)) + 1)  # a page must fit in one block
-    try:
-        table = pa_json.read_json(pa.BufferReader(b"\n".join(lines)),
-                                  read_options=pa_json.ReadOptions(block_size=block),
-                                  memory_pool=_POOL)
-        if table.num_rows != len(lines) or "data" not in table.column_names:
-            return None
-        data = table.column("data").combine_chunks(memory_pool=_POOL)
-        if not pa.types.is_list(data.type) or not pa.types.is_struct(data.type.value_type):
-            return None
-        struct = data.flatten()
-        if len(struct) != len(mask):
-            return None
-        if not all(mask):
-            struct = pc.filter(struct, pa.array(mask, pa.bool_()), memory_pool=_POOL)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None  # a field changes type, or the body is not what orjson read
-    return struct if len(struct) == n and _plain(struct.type) else None
-
-
 class ArrowPages:
     """Converts pages to arrow tables, keeping each column's type stable."""
 
@@ -195,7 +115,7 @@ class ArrowPages:
         columns: dict[str, pa.Array] | None = None
         if isinstance(rows, Batch):
             if rows.bodies:
-                struct = _read_bodies(rows.bodies, rows.mask, len(rows.rows))
+                struct = read_bodies(rows.bodies, rows.mask, len(rows.rows))
                 if struct is not None:
                     columns = self._struct_columns(struct, rows.rows)
             rows = rows.rows

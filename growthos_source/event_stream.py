@@ -16,12 +16,13 @@ from typing import Any
 import dlt
 
 from . import backfill_plan, reconcile, rejects, replacements, timeline
-from .arrowize import ArrowPages, Batch
+from .arrowize import ArrowPages
 from .columns import declared_types
 from .endpoints import Endpoint
 from .http import GrowthOSClient
 from .http.fanout import DONE, fan_out, read_ahead
 from .incremental import Cursor, iso_z, parse_ts
+from .page_batch import Batch
 from .prefetch import EventFeed
 from .readers import Context, Row, table_marks
 from .rereads import Reread
@@ -69,7 +70,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     held: set[str] = set()  # ids the warehouse holds from the lookback's start on
     if caught_up:
         assert cur.last is not None
-        since = _lookback_start(parse_ts(cur.last), ctx.events_lookback)
+        since = timeline.lookback_start(parse_ts(cur.last), ctx.events_lookback)
         known = reconcile.warehouse_ids_since(since)
         if known is not None:  # without the warehouse's ids the lookback would duplicate
             held = known
@@ -146,7 +147,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         # The backfill's last chunk: the caught-up run after it walks the lookback behind the
         # newest event; idle workers read that now, while this chunk's walks end and it loads.
         # (New events make that run's mark later: it keeps the part from its own start.)
-        feed.tail = (_lookback_start(newest, ctx.events_lookback), None)
+        feed.tail = (timeline.lookback_start(newest, ctx.events_lookback), None)
         upcoming = [feed.tail]
     last_end = wins[-1][1]
     marks["backlog_windows"] = len(all_wins) - len(wins)
@@ -166,7 +167,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         pages: Iterator[list[Row]] = feed.pages(wins, upcoming, top, walk,
                                                 ctx.walks(client), split_rows)
         splitter = None
-    elif handoff is not None and _tail_covers(handoff.tail, wins):
+    elif handoff is not None and timeline.covers_open_walk(handoff.tail, wins):
         assert handoff.tail is not None
         pages = handoff.pages([handoff.tail], [], top, walk, ctx.walks(client), split_rows)
         splitter = None
@@ -203,22 +204,6 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         marks["through"] = iso_z(last_end)
     else:
         marks.pop("through", None)
-
-
-def _lookback_start(mark: dt.datetime, lookback: dt.timedelta) -> dt.datetime:
-    """Where a caught-up run's walk starts: `lookback` behind the mark, down to a 15-minute
-    boundary (the re-read days then end exactly where the walk starts and are counted in
-    whole buckets, reconcile.py)."""
-    since = mark - lookback
-    return since.replace(minute=since.minute // 15 * 15, second=0, microsecond=0)
-
-
-def _tail_covers(tail: tuple[dt.datetime, dt.datetime | None] | None,
-                 wins: list[tuple[dt.datetime, dt.datetime | None]]) -> bool:
-    """Whether the feed's tail, open-ended, holds every event of the open-ended walk `wins`
-    (the rows before the walk's start are dropped by its cursor)."""
-    return (tail is not None and bool(wins) and wins[-1][1] is None
-            and tail[0] <= wins[0][0])
 
 
 def _windows(ctx: Context, client: GrowthOSClient, feed: EventFeed | None, start: dt.datetime,

@@ -16,59 +16,19 @@ All walks go through the first run's client, so they share one pacing schedule.
 from __future__ import annotations
 
 import datetime as dt
-import pickle
 import threading
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .http import GrowthOSClient
+from .prefetch_chunks import Bounds, Chunk, Packed, Row, pack, unpack
 from .splitting import Window, split_longest
 
-Row = dict[str, Any]
-# A page read ahead waits pickled and compressed: ~110 bytes a row instead of ~2.5 KB of dicts
-# (pickled alone ~420), so the buffer can hold the seconds of pages that cover a chunk's tail
-# and dlt's normalize and load between two runs. A full buffer stops every worker reading
-# ahead: 20,000 rows of dicts did so at each chunk boundary, 60,000 pickled rows still at some
-# (1M events, scale plan: dips to ~50 req/s for ~5 s, 88% of the ceiling; 200,000: 91.5%).
-# Pickle, not JSON: exact for every value the client can have parsed; it never leaves this
-# process. zlib at level 1: ~3 ms per 1,000 rows, outside the interpreter lock.
-Packed = bytes
 BUFFERED_ROWS = 200_000
 LIVE_PAGES = 64
-_LEVEL = 1
-Bounds = tuple[dt.datetime, dt.datetime | None]
 # (a, b, window) -> a callable starting the walk of [a, b) clipped to `window`
 WalkFactory = Callable[[dt.datetime, dt.datetime | None, Window], Callable[[], Iterator[Any]]]
-
-
-def pack(rows: list[Row]) -> Packed:
-    """A page's rows as compressed pickle bytes (see `Packed`)."""
-    return zlib.compress(pickle.dumps(list(rows), protocol=pickle.HIGHEST_PROTOCOL), _LEVEL)
-
-
-def unpack(packed: Packed) -> list[Row]:
-    """The rows `pack` packed."""
-    rows: list[Row] = pickle.loads(zlib.decompress(packed))
-    return rows
-
-
-class _Chunk:
-    """One planned window and what has been read of it."""
-
-    def __init__(self, bounds: Bounds, top: dt.datetime) -> None:
-        self.bounds = bounds
-        self.top = top
-        self.buffer: deque[tuple[int, Packed]] = deque()  # (rows, the packed page)
-        self.jobs = 0  # walks running (the first one and its splits)
-        self.started = False
-        self.active = False  # the current run consumes it
-        self.cancelled = False
-
-    @property
-    def finished(self) -> bool:
-        return self.started and self.jobs == 0
 
 
 class EventFeed:
@@ -81,7 +41,7 @@ class EventFeed:
     def __init__(self, max_buffered_rows: int = BUFFERED_ROWS,
                  split_min_rows: int = 1_000) -> None:
         self._cond = threading.Condition()
-        self._chunks: dict[Bounds, _Chunk] = {}
+        self._chunks: dict[Bounds, Chunk] = {}
         self._order: list[Bounds] = []
         # What the current run consumes, in order: (rows, page), the page as rows (delivered
         # live) or packed (read ahead). At most LIVE_PAGES live pages wait, so the consumer
@@ -91,7 +51,7 @@ class EventFeed:
         self._out: deque[tuple[int, list[Row] | Packed]] = deque()
         self._live = 0
         self._queued = 0
-        self._running: list[tuple[_Chunk, Window]] = []
+        self._running: list[tuple[Chunk, Window]] = []
         self._threads: list[threading.Thread] = []
         self._buffered = 0
         self._cap = max_buffered_rows
@@ -211,7 +171,7 @@ class EventFeed:
                 del self._chunks[bounds]
         for bounds in [*wins, *upcoming]:
             if bounds not in self._chunks:
-                self._chunks[bounds] = _Chunk(bounds, bounds[1] or top)
+                self._chunks[bounds] = Chunk(bounds, bounds[1] or top)
         for bounds in wins:
             c = self._chunks[bounds]
             c.active = True
@@ -222,7 +182,7 @@ class EventFeed:
             c.buffer.clear()
         self._order = [*wins, *upcoming]
 
-    def _next_job_locked(self) -> tuple[_Chunk, Window] | None:
+    def _next_job_locked(self) -> tuple[Chunk, Window] | None:
         assert self._walk is not None
         waiting = [self._chunks[b] for b in self._order
                    if b in self._chunks and not self._chunks[b].started]
@@ -251,8 +211,8 @@ class EventFeed:
                                        if not c.active and not c.cancelled])
         return None
 
-    def _split_locked(self, candidates: list[tuple[_Chunk, Window]],
-                      ) -> tuple[_Chunk, Window] | None:
+    def _split_locked(self, candidates: list[tuple[Chunk, Window]],
+                      ) -> tuple[Chunk, Window] | None:
         """The lower half of the candidate walk with the most left, as a new job."""
         split = split_longest(candidates, self._split_min_rows)
         if split is None:
@@ -261,8 +221,8 @@ class EventFeed:
         c, lo, middle = split
         return self._start_locked(c, lo, middle, middle)
 
-    def _start_locked(self, c: _Chunk, a: dt.datetime, b: dt.datetime | None,
-                      top: dt.datetime) -> tuple[_Chunk, Window]:
+    def _start_locked(self, c: Chunk, a: dt.datetime, b: dt.datetime | None,
+                      top: dt.datetime) -> tuple[Chunk, Window]:
         window = Window(a, b, top)
         c.started = True
         c.jobs += 1
@@ -296,7 +256,7 @@ class EventFeed:
                     self._running.remove((c, window))
                     self._cond.notify_all()
 
-    def _deliver(self, c: _Chunk, rows: list[Row]) -> bool:
+    def _deliver(self, c: Chunk, rows: list[Row]) -> bool:
         packed: Packed | None = None
         with self._cond:
             while not (self._closed or c.cancelled or self._error is not None):

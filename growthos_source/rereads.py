@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import instants, reconcile, rejects, replacements
-from .arrowize import ArrowPages, Batch
+from .arrowize import ArrowPages
 from .endpoints import Endpoint
 from .http import GrowthOSClient
 from .http.fanout import DONE, fan_out
 from .incremental import iso_z, parse_ts
+from .page_batch import Batch
 from .readers import Context, Row
 from .walks import walk_events
 

@@ -204,3 +204,20 @@ def merge_windows(wins: list[tuple[dt.datetime, dt.datetime | None]], n: int
         out.append((wins[i][0], wins[j - 1][1]))
         i = j
     return out
+
+
+def lookback_start(mark: dt.datetime, lookback: dt.timedelta) -> dt.datetime:
+    """Where a caught-up run's walk starts: `lookback` behind the mark, down to a 15-minute
+    boundary (the re-read days then end exactly where the walk starts and are counted in
+    whole buckets, reconcile.py)."""
+    since = mark - lookback
+    return since.replace(minute=since.minute // 15 * 15, second=0, microsecond=0)
+
+
+def covers_open_walk(tail: tuple[dt.datetime, dt.datetime | None] | None,
+                     wins: list[tuple[dt.datetime, dt.datetime | None]]) -> bool:
+    """Whether the open-ended window `tail` (a chunked backfill's read of the lookback, see
+    prefetch.py) holds every event of the windows `wins` of an open-ended walk (its rows
+    before the walk's start are dropped by the walk's cursor)."""
+    return (tail is not None and bool(wins) and wins[-1][1] is None
+            and tail[0] <= wins[0][0])

@@ -13,7 +13,8 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from growthos_source.arrowize import ArrowPages, Batch, _read_bodies
+from growthos_source.arrowize import ArrowPages
+from growthos_source.page_batch import Batch, read_bodies
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -84,7 +85,7 @@ def test_the_json_reader_is_used_and_takes_only_the_kept_rows() -> None:
         BATCHES["non-ASCII keys and scalar types"])
     b = batch_of(first, second, keep=lambda r: r["id"] != "e2")
     assert b.bodies is not None and len(b.mask) == 6 and b.mask.count(True) == 4
-    struct = _read_bodies(b.bodies, b.mask, len(b))
+    struct = read_bodies(b.bodies, b.mask, len(b))
     assert struct is not None  # the JSON reader's path, not a fallback
     assert struct.field("id").to_pylist() == ["e1", "e3", "e4", "e1"]
     kept = [r for r in BATCHES["nested, missing and null objects"]
@@ -96,7 +97,7 @@ def test_the_json_reader_path_steps_aside_when_it_would_type_differently() -> No
     # it infers timestamps from some strings, which pa.array keeps as text
     rows = [{"id": "e1", "properties": {"when": "2026-02-20T14:22:00"}}]
     b = batch_of(page(rows))
-    assert b.bodies and _read_bodies(b.bodies, b.mask, len(b)) is None
+    assert b.bodies and read_bodies(b.bodies, b.mask, len(b)) is None
     assert as_dict(ArrowPages().table(b))["properties__when"] == (
         "string", ["2026-02-20T14:22:00"])
 

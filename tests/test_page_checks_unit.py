@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from growthos_source import rejects
-from growthos_source.arrowize import Batch
 from growthos_source.endpoints import ENDPOINTS
 from growthos_source.incremental import Cursor, uniform_ms
-from growthos_source.prefetch import pack, unpack
+from growthos_source.page_batch import Batch
+from growthos_source.prefetch_chunks import pack, unpack
 from growthos_source.walks import _oldest
 
 EVENTS = next(ep for ep in ENDPOINTS if ep.table == "events")

@@ -11,15 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from growthos_source import backfill_plan as bp
-from growthos_source.prefetch import (
-    LIVE_PAGES,
-    Bounds,
-    EventFeed,
-    WalkFactory,
-    _Chunk,
-    pack,
-    unpack,
-)
+from growthos_source.prefetch import LIVE_PAGES, EventFeed, WalkFactory
+from growthos_source.prefetch_chunks import Bounds, Chunk, pack, unpack
 from growthos_source.splitting import Window, split_min_pages
 
 UTC = dt.timezone.utc
@@ -28,14 +21,14 @@ B = dt.datetime(2026, 1, 2, tzinfo=UTC)
 ROWS = [{"id": f"evt_{i}", "timestamp": "2026-01-01T10:00:00.000Z"} for i in range(100)]
 
 
-def _active(feed: EventFeed) -> _Chunk:
-    c = _Chunk((A, B), B)
+def _active(feed: EventFeed) -> Chunk:
+    c = Chunk((A, B), B)
     c.active = c.started = True
     feed._chunks[(A, B)] = c
     return c
 
 
-def _deliver_in_thread(feed: EventFeed, c: _Chunk) -> threading.Thread:
+def _deliver_in_thread(feed: EventFeed, c: Chunk) -> threading.Thread:
     t = threading.Thread(target=feed._deliver, args=(c, list(ROWS)), daemon=True)
     t.start()
     return t

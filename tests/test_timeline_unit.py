@@ -1,4 +1,5 @@
-"""Unit tests of timeline._earliest: where history starts, one probe at a time or several."""
+"""Unit tests of timeline: where history starts (`_earliest`, one probe at a time or several),
+where a caught-up walk starts and what an open-ended read covers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 
 import pytest
 
+from growthos_source import timeline
 from growthos_source.timeline import DAY, _earliest
 
 END = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
@@ -80,3 +82,23 @@ def test_one_run_joins_adjacent_windows_into_at_most_workers_walks() -> None:
     assert [sum(1 for w in wins if a <= w[0] and (b is None or w[0] < b)) for a, b in walks] == [
         3, 3, 3, 2]
     assert merge_windows(wins, 16) == wins  # fewer windows than workers: unchanged
+
+
+def test_lookback_start_is_a_quarter_hour_behind_the_mark() -> None:
+    mark = dt.datetime(2026, 5, 31, 23, 56, 58, 284000, tzinfo=dt.timezone.utc)
+    assert timeline.lookback_start(mark, dt.timedelta(minutes=10)) == mark.replace(
+        minute=45, second=0, microsecond=0)
+    assert timeline.lookback_start(mark, dt.timedelta(0)) == mark.replace(
+        minute=45, second=0, microsecond=0)
+    assert timeline.lookback_start(mark, dt.timedelta(hours=1)).hour == 22
+
+
+def test_an_open_tail_covers_open_walks_from_its_start_on() -> None:
+    t0 = dt.datetime(2026, 5, 31, 23, 45, tzinfo=dt.timezone.utc)
+    later = t0 + dt.timedelta(days=8)
+    assert timeline.covers_open_walk((t0, None), [(t0, None)])
+    assert timeline.covers_open_walk((t0, None), [(later, later + DAY), (later + DAY, None)])
+    assert not timeline.covers_open_walk((later, None), [(t0, None)])  # starts too late
+    assert not timeline.covers_open_walk((t0, None), [(t0, later)])  # a bounded walk
+    assert not timeline.covers_open_walk(None, [(t0, None)])
+    assert not timeline.covers_open_walk((t0, None), [])

@@ -8,7 +8,8 @@ import orjson
 import pyarrow as pa
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from growthos_source.arrowize import ArrowPages, Batch
+from growthos_source.arrowize import ArrowPages
+from growthos_source.page_batch import Batch
 from growthos_source.values import ValueGuard, exact_json, fits, needs_exact_parse
 
 NAMING = NamingConvention()

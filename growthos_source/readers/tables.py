@@ -15,9 +15,10 @@ import pyarrow as pa
 from dlt.common.normalizers.utils import DLT_ID_LENGTH_BYTES
 from dlt.common.utils import many_uniq_ids_base64
 
-from ..arrowize import ArrowPages, Batch
+from ..arrowize import ArrowPages
 from ..columns import declared_types
 from ..endpoints import Endpoint
+from ..page_batch import Batch
 
 DLT_ID = "_dlt_id"
 # dlt's own hints for the column its normalizer adds.
