@@ -73,16 +73,26 @@ class Faults:
     def set(self, cfg: FaultConfig) -> None:
         with self._lock:
             self.config = cfg
-            self._rng = random.Random(cfg.seed)
+            self._seen: dict[str, int] = {}  # times each request was drawn for
             self._rng2 = random.Random(f"{cfg.seed}:answers")
 
-    def draw(self, has_cursor: bool) -> str | None:
-        """The fault for this request: one of KINDS or None."""
+    def draw(self, has_cursor: bool, key: str = "") -> str | None:
+        """The fault for this request: one of KINDS or None.
+
+        Drawn from the seed, the request (`key`: method, path and query without the cursor,
+        which differs with the data) and how often that request was seen, not from the order
+        requests arrive in: a client's concurrent requests (several resources, the opening
+        probes sent together) arrive in an order that varies from run to run, and a test's
+        seeded faults must fall on the same requests every run."""
         c = self.config
-        with self._lock:
-            r = [self._rng.random() for _ in KINDS]
         rates = (c.error_rate, c.rate_limit_rate, c.disconnect_rate, c.truncate_rate,
                  c.cursor_expiry_rate, c.empty_page_rate, c.repeat_cursor_rate, c.non_json_rate)
+        if not any(rates):
+            return None
+        with self._lock:
+            n = self._seen[key] = self._seen.get(key, 0) + 1
+        rng = random.Random(f"{c.seed}:{key}:{n}")
+        r = [rng.random() for _ in KINDS]
         for kind, x, rate in zip(KINDS, r, rates):
             if x < rate and (has_cursor or kind not in CURSOR_KINDS):
                 return kind
