@@ -76,11 +76,12 @@ class Faults:
             self._seen: dict[str, int] = {}  # times each request was drawn for
             self._rng2 = random.Random(f"{cfg.seed}:answers")
 
-    def draw(self, has_cursor: bool, key: str = "") -> str | None:
-        """The fault for this request: one of KINDS or None.
+    def draw(self, method: str, path: str, params: dict[str, str]) -> str | None:
+        """The fault for this request: one of KINDS or None (cursor kinds only for requests
+        with a `cursor`).
 
-        Drawn from the seed, the request (`key`: method, path and query without the cursor,
-        which differs with the data) and how often that request was seen, not from the order
+        Drawn from the seed, the request (method, path and query without the cursor, which
+        differs with the data) and how often that request was seen, not from the order
         requests arrive in: a client's concurrent requests (several resources, the opening
         probes sent together) arrive in an order that varies from run to run, and a test's
         seeded faults must fall on the same requests every run."""
@@ -89,6 +90,8 @@ class Faults:
                  c.cursor_expiry_rate, c.empty_page_rate, c.repeat_cursor_rate, c.non_json_rate)
         if not any(rates):
             return None
+        has_cursor = "cursor" in params
+        key = f"{method} {path} {sorted(i for i in params.items() if i[0] != 'cursor')}"
         with self._lock:
             n = self._seen[key] = self._seen.get(key, 0) + 1
         rng = random.Random(f"{c.seed}:{key}:{n}")

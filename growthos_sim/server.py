@@ -163,9 +163,7 @@ class Handler(BaseHTTPRequestHandler):
         latency = sim.latency_ms + faults.config.latency_ms
         if latency:
             time.sleep(latency / 1000)
-        fault = faults.draw("cursor" in params,
-                            f"{self.command} {path} "
-                            f"{sorted(i for i in params.items() if i[0] != 'cursor')}")
+        fault = faults.draw(self.command, path, params)
         if fault == "disconnect":
             stats.count("fault_disconnect")
             self.close_connection = True
