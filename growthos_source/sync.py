@@ -175,26 +175,40 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
 def _run_within_memory(pipeline: dlt.Pipeline, run: Callable[[], LoadInfo],
                        rows: dict[str, int]) -> LoadInfo:
     """`run()`, adding its extracted rows to `rows`. When DuckDB ran out of its capped memory
-    on a table wider than the cap allows, the limit is fitted to the widest table the run
-    normalized and the pending package loaded again (see warehouse/duckdb.py)."""
+    loading, the cap is raised (fitted to the widest table, else doubled: see
+    warehouse/duckdb.py `relieve`) and the pending package loaded again, until it loads or the
+    cap is at its ceiling; then the failure is explained as any refused load is."""
     duckdb.fit_memory_limit(pipeline)
     try:
         info = run()
     except PipelineStepFailed as exc:
-        if exc.step != "load" or not duckdb.is_out_of_memory(exc) \
-                or duckdb.fit_memory_limit(pipeline) is None:
-            refused = refusals.explain(pipeline, exc)
-            if refused is not None:
-                raise refused from exc
-            raise
-        for t, n in _rows(pipeline).items():
-            rows[t] = rows.get(t, 0) + n
-        logger.warning("DuckDB ran out of memory loading a wide table; loading again with "
-                       "the memory limit fitted to it")
-        return pipeline.run()
+        failed, counted = exc, False
+        while True:
+            before = duckdb.memory_limit(pipeline)
+            limit = (duckdb.relieve(pipeline) if failed.step == "load"
+                     and duckdb.is_out_of_memory(failed) else None)
+            if limit is None:
+                refused = refusals.explain(pipeline, failed)
+                if refused is not None:
+                    raise refused from failed
+                raise failed
+            if not counted:  # the run extracted and normalized; only its load is retried
+                _count(pipeline, rows)
+                counted = True
+            logger.warning("DuckDB ran out of memory loading (limit %s); loading the pending "
+                           "package again with the limit raised to %s (--duckdb-memory-limit "
+                           "sets where it starts)", before, limit)
+            try:
+                return pipeline.run()
+            except PipelineStepFailed as again:
+                failed = again
+    _count(pipeline, rows)
+    return info
+
+
+def _count(pipeline: dlt.Pipeline, rows: dict[str, int]) -> None:
     for t, n in _rows(pipeline).items():
         rows[t] = rows.get(t, 0) + n
-    return info
 
 
 def _reattribute(pipeline: dlt.Pipeline, source: DltSource, fmt: TLoaderFileFormat,
@@ -255,11 +269,11 @@ def _backfill_chunks(pipeline: dlt.Pipeline, factory: SourceFactory, windows: in
                      table_format: TTableFormat | None, rec: ledger.Recorder) -> None:
     done, loaded, started, before = 0, 0, time.monotonic(), None
     while True:
-        info = pipeline.run(factory(events_windows_per_run=windows, events_feed=feed)
-                            .with_resources("events"), loader_file_format=fmt,
-                            **_table_format(table_format))
+        chunk: dict[str, int] = {}
+        info = _run_within_memory(pipeline, lambda: pipeline.run(
+            factory(events_windows_per_run=windows, events_feed=feed).with_resources("events"),
+            loader_file_format=fmt, **_table_format(table_format)), chunk)
         rec.loaded(info)
-        chunk = _rows(pipeline)
         for t, n in chunk.items():
             rows[t] = rows.get(t, 0) + n
         loaded += chunk.get("events", 0)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import pytest
 from dlt.extract.source import DltSource
 
 from growthos_source.sync import sync
@@ -43,3 +44,41 @@ def test_a_table_of_3000_trait_columns_loads_under_the_default_cap(tmp_path: Pat
     assert (n, cells, cols, sample) == (ROWS, ROWS, TRAITS, "v7.1234")
     limit = dest.config_params["credentials"].global_config["memory_limit"]
     assert parse_size(limit) > parse_size(DEFAULT_MEMORY_LIMIT)  # fitted, not uncapped
+
+
+ROWS_MERGED = 20_000
+
+
+def long_contacts() -> DltSource:
+    @dlt.source(name="growthos")
+    def growthos() -> Any:
+        @dlt.resource(name="contacts", primary_key="id", write_disposition="merge")
+        def contacts() -> Any:
+            yield [{"id": f"ct_{i}", "email": f"user{i}@example.com" * 5, "n": i}
+                   for i in range(ROWS_MERGED)]
+        return contacts
+    return growthos()
+
+
+def test_a_merge_that_outgrows_the_cap_loads_with_the_cap_raised(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A narrow table whose merge needs more than the cap (at 128MB: 200,000 contacts beside
+    # other tables' jobs). One attempt per limit keeps the test short; dlt's default is five.
+    monkeypatch.setenv("LOAD__RAISE_ON_MAX_RETRIES", "1")
+    dest = duckdb_destination(str(tmp_path / "long.duckdb"), memory_limit="4MB")
+    p = dlt.pipeline("long", pipelines_dir=str(tmp_path / "p"), destination=dest,
+                     dataset_name="growthos")
+    with caplog.at_level("WARNING", logger="growthos_source"):
+        result = sync(p, long_contacts())
+    assert result.rows["contacts"] == ROWS_MERGED
+    assert not p.has_pending_data
+    with p.sql_client() as c:
+        n, ids, top = c.execute_sql("SELECT COUNT(*), COUNT(DISTINCT id), MAX(n) FROM contacts")[0]
+        email = c.execute_sql("SELECT email FROM contacts WHERE id = 'ct_123'")[0][0]
+    assert (n, ids, top, email) == (ROWS_MERGED, ROWS_MERGED, ROWS_MERGED - 1,
+                                    "user123@example.com" * 5)
+    limit = dest.config_params["credentials"].global_config["memory_limit"]
+    assert parse_size(limit) > parse_size("4MB")
+    raised = [r.getMessage() for r in caplog.records if "ran out of memory" in r.getMessage()]
+    assert raised and "raised to" in raised[0]

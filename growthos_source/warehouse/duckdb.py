@@ -102,6 +102,52 @@ def fit_memory_limit(pipeline: dlt.Pipeline) -> str | None:
     return limit
 
 
+# Beyond the width, what a load needs grows with its rows: a merge of 200,000 contacts held
+# most of 128MB while other tables' jobs loaded beside it, and failed every retry. After an
+# out-of-memory load the cap is doubled (up to this, or half the machine's memory if less)
+# rather than failing a backfill that one more retry would finish.
+MAX_RELIEVED = 4 * 1024**3
+
+
+def relieve(pipeline: dlt.Pipeline) -> str | None:
+    """After DuckDB ran out of its capped buffer pool loading: raise the cap so the pending
+    package can be loaded again. First fitted to the widest table (`fit_memory_limit`); when
+    that is enough already, doubled, up to `MAX_RELIEVED` or half the machine's memory.
+    Returns the new limit, or None when there is no cap to raise or it is at its ceiling."""
+    fitted = fit_memory_limit(pipeline)
+    if fitted is not None:
+        return fitted
+    config = _cap(pipeline)
+    if config is None:
+        return None
+    now = parse_size(str(config["memory_limit"]))
+    ceiling = min(MAX_RELIEVED, _machine_memory() // 2)
+    if now >= ceiling:
+        return None
+    limit = f"{-(-min(2 * now, ceiling) // 1024**2)}MiB"
+    config["memory_limit"] = limit
+    return limit
+
+
+def _machine_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume 8 GiB
+        return 8 * 1024**3
+
+
+def memory_limit(pipeline: dlt.Pipeline) -> str | None:
+    """The capped buffer pool's current limit (None: no cap, or not DuckDB)."""
+    config = _cap(pipeline)
+    return None if config is None else str(config["memory_limit"])
+
+
+def _cap(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
+    """The DuckDB settings of a destination whose buffer pool is capped (None: no cap)."""
+    creds = _capped_credentials(pipeline)
+    return None if creds is None else creds.global_config
+
+
 def _capped_credentials(pipeline: dlt.Pipeline) -> DuckDbCredentials | None:
     dest = pipeline.destination
     creds = getattr(dest, "config_params", {}).get("credentials") if dest else None
