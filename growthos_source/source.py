@@ -213,9 +213,12 @@ def build_resources(ctx: Context, on_missing_scope: str) -> dict[str, DltResourc
             step = _guard(ctx, ep, on_missing_scope, _TRANSFORMERS[ep.kind](ctx, ep))
             assert ep.parent is not None
             # Passthrough and profiles keep one cursor across all pages of their parent walk,
-            # so they run in order on dlt's thread; per-parent children may run in parallel,
-            # unless they read the warehouse (dlt's configuration context is not thread-safe).
+            # so they run in order on dlt's thread; per-parent children run in dlt's pool, and
+            # those that read the warehouse first (refresh_on) do that read on dlt's thread
+            # (readers/pool.py).
             parallel = ep.kind in _PARALLEL_STEPS and not ep.refresh_on
+            if ep.kind in _PARALLEL_STEPS and ep.refresh_on:
+                step = readers.finish_on_pool(step)
             built[ep.table] = dlt.transformer(step, data_from=built[ep.parent],
                                               parallelized=parallel, **_hints(ep))
     return built

@@ -13,7 +13,9 @@ from .children import child, child_object, profiles
 from .context import Context, Row, Tally, WalkComplete, fresh, table_marks
 from .objects import read_by_id, read_daily_counts, read_object
 from .parents import passthrough, read_list, read_parent
+from .pool import finish_on_pool
 
-__all__ = ["Context", "Row", "Tally", "WalkComplete", "child", "child_object", "fresh",
+__all__ = ["Context", "Row", "Tally", "WalkComplete", "child", "child_object",
+           "finish_on_pool", "fresh",
            "passthrough", "profiles", "read_by_id", "read_daily_counts", "read_list",
            "read_object", "read_parent", "table_marks"]

@@ -26,21 +26,24 @@ from .context import (
     table_marks,
 )
 from .parents import _held, _moved
+from .pool import ON_POOL
 from .tables import BATCH_ROWS, ArrowRows
 
 
-def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[list[Row]]]:
+def child(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
     """A list per parent record, the parents' walks run concurrently."""
     known: dict[str, Any] = {}
 
-    def step(items: Any) -> Iterator[list[Row]]:
+    def step(items: Any) -> Iterator[Any]:
         fresh(ctx, ep, known)
         if isinstance(items, WalkComplete):
             return
         parents = items if isinstance(items, list) else [items]
         cursors = table_marks(ep.table)
-        if ep.refresh_on and "values" not in known:
-            known["values"] = deletes.warehouse_values(ep.table, ep.refresh_on)
+        if ep.refresh_on:
+            if "values" not in known:
+                known["values"] = deletes.warehouse_values(ep.table, ep.refresh_on)
+            yield ON_POOL  # the walks below need no more of dlt's thread
         marks: dict[str, Cursor] = {}
 
         def job(parent: Row) -> Callable[[], Iterator[list[Row]]]:
