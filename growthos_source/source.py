@@ -216,9 +216,9 @@ def build_resources(ctx: Context, on_missing_scope: str) -> dict[str, DltResourc
             # so they run in order on dlt's thread; per-parent children run in dlt's pool, and
             # those that read the warehouse first (refresh_on) do that read on dlt's thread
             # (readers/pool.py).
-            parallel = ep.kind in _PARALLEL_STEPS and not ep.refresh_on
-            if ep.kind in _PARALLEL_STEPS and ep.refresh_on:
-                step = readers.finish_on_pool(step)
+            parallel = ep.kind in _PARALLEL_STEPS
+            if parallel and ep.refresh_on:
+                step, parallel = readers.finish_on_pool(step), False
             built[ep.table] = dlt.transformer(step, data_from=built[ep.parent],
                                               parallelized=parallel, **_hints(ep))
     return built
