@@ -1,8 +1,9 @@
 """Pages collected for one arrow table, and pyarrow's JSON reader over their response bodies.
 
-When every page of a batch brought its body (walks.PageRows), pyarrow parses the bodies again
-into one struct array, outside the GIL on its own threads, rather than typing the dicts the
-client parsed (arrowize.py takes either).
+When every page of a batch brought its body (walks.PageRows: the client passes a body on only
+when orjson read it as it is, decode.py), pyarrow parses the bodies again into one struct
+array, outside the GIL on its own threads, rather than typing the dicts the client parsed
+(arrowize.py takes either).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-
-from .values import needs_exact_parse
 
 # The scalar types `pa.array` gives JSON values; the JSON reader may also infer timestamps from
 # strings, and a batch where it did takes the `pa.array` path, so strings stay strings.
@@ -73,9 +72,9 @@ def _plain(t: pa.DataType) -> bool:
 
 def read_bodies(bodies: list[bytes], mask: list[bool], n: int) -> pa.StructArray | None:
     """The rows of the pages' `data` arrays chosen by `mask`, parsed by pyarrow's JSON reader
-    (outside the GIL); None if it cannot, or types a value otherwise than `pa.array` would."""
-    if any(map(needs_exact_parse, bodies)):
-        return None  # numbers the reader would round: the dicts hold them exactly
+    (outside the GIL); None if it cannot, or types a value otherwise than `pa.array` would.
+    The bodies are ones orjson read as they are (the client passes on no other, decode.py):
+    no number in them is one the reader would round."""
     lines = [b.translate(_TO_SPACE) if b"\n" in b or b"\r" in b else b for b in bodies]
     block = max(_MIN_BLOCK, max(map(len, lines)) + 1)  # a page must fit in one block
     try:

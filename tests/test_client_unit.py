@@ -228,6 +228,25 @@ def test_truncated_json_is_retried_then_succeeds() -> None:
     assert len(seen) == 2
 
 
+@pytest.mark.parametrize(("body", "passed_on"), [
+    (b'{"data": [{"id": "e1", "n": 1.5}], "has_more": false}', True),
+    # numbers orjson would round: the exact parse read it, so pyarrow's reader must not
+    (b'{"data": [{"id": "e1", "n": 18446744073709551616}], "has_more": false}', False),
+    ((b'{"data": [{"id": "e1", "n": 0.1000000000000000055511151231257827}], '
+      b'"has_more": false}'), False),
+    # NaN is no strict JSON: orjson refuses it and the standard library's parser reads it
+    (b'{"data": [{"id": "e1", "n": NaN}], "has_more": false}', False),
+])
+def test_a_page_brings_its_body_only_when_orjson_read_it_as_it_is(body: bytes,
+                                                                  passed_on: bool) -> None:
+    handler, _ = sequence(httpx.Response(200, content=body,
+                                         headers={"content-type": "application/json"}))
+    client, _ = make_client(handler)
+    (page,) = list(client.paginate("/analytics/events"))
+    assert page.data[0]["id"] == "e1"
+    assert page.body == (body if passed_on else None)
+
+
 def test_html_bodies_are_retried_then_malformed_and_non_objects_fail_at_once() -> None:
     # A maintenance page from a proxy is transient: retried up to the attempt cap, then a clear
     # error that also covers a base_url pointing at a website.

@@ -163,8 +163,9 @@ class GrowthOSClient:
                         page_size=page_size)
 
     def _call(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
-              idempotent: bool | None) -> tuple[dict[str, Any], bytes]:
-        """`request`, also returning the response body it decoded."""
+              idempotent: bool | None) -> tuple[dict[str, Any], bytes | None]:
+        """`request`, also returning the response body if orjson decoded it as it is (see
+        decode.py; None otherwise)."""
         method = method.upper()
         url, rel = self._target.url_for(path)
         where = f"{method} {rel}"
@@ -187,12 +188,13 @@ class GrowthOSClient:
             response: httpx.Response | None = None
             problem: BaseException | None = None
             body: Any = None
+            plain = False
             reason = ""
             try:
                 started = time.perf_counter()
                 response = self._http.send(method, url, query, json, headers)
                 exchanged = time.perf_counter()
-                body = decode(response)
+                body, plain = decode(response)
                 if 200 <= response.status_code < 300:
                     service = time.perf_counter() - started
                     self.concurrency.observe(exchanged - started, service + min(gap, service))
@@ -210,7 +212,7 @@ class GrowthOSClient:
                          status if problem is None else reason, attempt)
             if verdict is Verdict.OK and problem is None and response is not None:
                 self._thread.done = time.perf_counter()
-                return as_object(body, response, where), response.content
+                return as_object(body, response, where), response.content if plain else None
             if response is not None and problem is None:
                 last = self._error_for(response, rel, method, attempt)
             else:

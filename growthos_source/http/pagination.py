@@ -14,14 +14,15 @@ __all__ = ["MAX_EMPTY_PAGES", "Page", "paginate"]
 logger = logging.getLogger("growthos_source")
 
 MAX_EMPTY_PAGES = 50
-# One GET: (path, query) -> (decoded object, body as received).
-Get = Callable[[str, Mapping[str, Any]], tuple[dict[str, Any], bytes]]
+# One GET: (path, query) -> (decoded object, body as received if orjson read it as it is).
+Get = Callable[[str, Mapping[str, Any]], tuple[dict[str, Any], bytes | None]]
 
 
 @dataclass(frozen=True)
 class Page:
     """One page of a list endpoint: its rows, other top-level fields, its request id, and the
-    response body as received (arrowize.py can parse it again outside the GIL)."""
+    response body as received when orjson read it as it is (decode.py; page_batch.py can
+    parse it again outside the GIL)."""
 
     data: list[dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
