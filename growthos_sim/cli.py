@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                     latency_ms=args.latency_ms, keys=dict(args.key) or None, host=args.host,
                     port=args.port, dialect=args.dialect,
                     processing_delay_ms=args.processing_delay,
-                    write_keys=[DEFAULT_WRITE_KEY, *args.write_key])
+                    write_keys=[DEFAULT_WRITE_KEY, *args.write_key], freeze_heap=True)
     sim.start()
     print(f"GrowthOS simulator listening on {sim.url} (API {sim.base_url}, "
           f"document {sim.url}/openapi/management.yaml, Ingest API document "

@@ -30,13 +30,17 @@ class Control:
 
     def _write(self, change: Callable[[], Any]) -> Answer:
         """Apply a change of the data under the world lock; cached derived views are stale
-        afterwards, also after a change that failed half-way."""
+        afterwards, also after a change that failed half-way. The changed data is then out of
+        the collector's passes again (SimServer.settle)."""
         world = self.sim.world
-        with world.lock:
-            try:
-                return _json(200, change())
-            finally:
-                world.changed()
+        try:
+            with world.lock:
+                try:
+                    return _json(200, change())
+                finally:
+                    world.changed()
+        finally:
+            self.sim.settle()
 
     def handle(self, method: str, path: str, params: dict[str, str], raw: bytes) -> Answer:
         try:
