@@ -536,6 +536,24 @@ def test_rate_limiter_steps_its_share_down_after_429s_and_back_up_when_calm() ->
     assert max(shares) == pytest.approx(0.99)  # never above the configured safety
 
 
+def test_the_429s_of_requests_sent_before_the_share_was_lowered_do_not_lower_it_again() -> None:
+    """Requests already on their way when a 429 lowers the share answer the same crowded
+    window: their 429s extend the pause but cost no further step. A request sent after the
+    lowering that still draws a 429 does lower it."""
+    clock = FakeClock()
+    limiter = RateLimiter(100, clock=clock, wall_clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    in_flight = [limiter.now() for _ in range(4)]  # four requests sent at the same moment
+    clock.sleep(0.05)
+    for sent in in_flight:
+        limiter.pause(0.5, sent)
+    assert limiter.share == pytest.approx(0.98) and limiter.stats().pauses == 4
+    limiter.acquire()
+    late = limiter.now()
+    limiter.pause(0.5, late)  # sent after the lowering: a new window was crowded
+    assert limiter.share == pytest.approx(0.97)
+
+
 def test_rate_limiter_learns_limit_from_headers_and_honours_reset() -> None:
     clock = FakeClock()
     limiter = RateLimiter(safety=0.9, clock=clock, wall_clock=clock, sleep=clock.sleep)

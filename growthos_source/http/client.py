@@ -182,6 +182,7 @@ class GrowthOSClient:
         while True:
             attempt += 1
             waited = self._limiter.acquire()
+            sent_at = self._limiter.now()
             with self._lock:
                 self._sent += 1
             tally.count(rel, requests=1, waited=waited)  # the run ledger's per-table counts
@@ -219,7 +220,7 @@ class GrowthOSClient:
                 last = self._transport_error(problem, reason, where, attempt)
             if self.retry.gives_up(verdict, attempt):
                 raise last
-            self._wait_before_retry(response, where, attempt, last)
+            self._wait_before_retry(response, where, attempt, last, sent_at)
 
     def _error_for(self, response: httpx.Response, rel: str, method: str, attempt: int
                    ) -> GrowthOSError:
@@ -249,7 +250,7 @@ class GrowthOSClient:
             "check base_url and network")
 
     def _wait_before_retry(self, response: httpx.Response | None, where: str, attempt: int,
-                           err: GrowthOSError) -> None:
+                           err: GrowthOSError, sent_at: float) -> None:
         status = response.status_code if response is not None else None
         headers = response.headers if response is not None else None
         delay = self.retry.wait(attempt, status, headers)
@@ -271,7 +272,7 @@ class GrowthOSClient:
             assert response is not None
             reset = self._limiter.seconds_until_reset(response.headers)
             everyone = delay if reset is None else min(delay, reset)
-            self._limiter.pause(everyone)
+            self._limiter.pause(everyone, sent_at)
             if delay > everyone:
                 self._sleep(delay)  # from now, like the pause: at least Retry-After in all
                 tally.count(where.split(" ", 1)[1], waited=delay - everyone)

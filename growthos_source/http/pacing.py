@@ -68,9 +68,11 @@ def _number(headers: Mapping[str, str], name: str) -> float | None:
 # The share of the plan's limit used, at most. The API counts requests in one-second windows
 # when it processes them, so requests sent evenly still arrive bunched by latency and GIL jitter
 # and an occasional 429 is expected; it holds every walk for the rest of its window. So the
-# share adapts: each 429 lowers it by SAFETY_STEP (down to MIN_SAFETY), and every CALM_SECONDS
+# share adapts: a 429 lowers it by SAFETY_STEP (down to MIN_SAFETY), and every CALM_SECONDS
 # without one raise it a step again, up to the limiter's `safety`. A network that bunches
 # requests more than the local one settles a step or two lower instead of paying a 429 a second.
+# The 429s of requests that went out before the share was last lowered answer the same crowded
+# window: they lower it once, not once each (each step takes CALM_SECONDS to win back).
 DEFAULT_SAFETY = 0.99
 MIN_SAFETY = 0.95
 SAFETY_STEP = 0.01
@@ -123,6 +125,7 @@ class RateLimiter:
         self._safety = safety
         self._share = safety  # what is used now: lowered by 429s, raised again when calm
         self._calm_since = clock()
+        self._lowered_at = float("-inf")  # when a 429 last lowered the share
         self._burst = max(1, burst)
         self._probe_timeout = probe_timeout
         self._clock = clock
@@ -273,13 +276,22 @@ class RateLimiter:
         wait = reset - self._server_now(lowered.get("date"))
         return max(0.0, wait) if wait <= MAX_RESET_WAIT else None
 
-    def pause(self, seconds: float) -> None:
-        """Hold every caller for ``seconds`` (after a 429) and count the 429."""
+    def now(self) -> float:
+        """The limiter's clock: what `pause`'s `sent_at` is measured in."""
+        return self._clock()
+
+    def pause(self, seconds: float, sent_at: float | None = None) -> None:
+        """Hold every caller for ``seconds`` (after a 429) and count the 429. It lowers the
+        share a step unless its request went out (``sent_at``, from `now()` after `acquire()`)
+        before an earlier 429 lowered it: then both answer the same crowded window."""
         with self._cond:
             self._pauses += 1
             self._block_for(seconds)
-            self._share = max(min(MIN_SAFETY, self._safety), self._share - SAFETY_STEP)
-            self._calm_since = self._clock()
+            now = self._clock()
+            if sent_at is None or sent_at >= self._lowered_at:
+                self._share = max(min(MIN_SAFETY, self._safety), self._share - SAFETY_STEP)
+                self._lowered_at = now
+            self._calm_since = now
 
     def _block_for(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
