@@ -25,6 +25,8 @@ def ts_key(value: Any) -> str:
     The API promises ISO 8601 UTC but not a precision; comparing raw strings would order
     `...:00Z` after `...:00.5Z`. The common shapes are handled without a full parse.
     """
+    if isinstance(value, dt.datetime):  # a warehouse's value: no text round trip
+        return parse_ts(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     s = str(value)
     if len(s) == 24 and s[-1] == "Z" and s[19] == ".":
         return s[:23] + "000Z"

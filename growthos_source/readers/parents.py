@@ -149,13 +149,16 @@ def passthrough(ctx: Context, ep: Endpoint) -> Callable[[Any], Iterator[Any]]:
 
 
 
-def _held(table: str, field: str) -> dict[str, str]:
-    """`id -> cursor value` of the rows the warehouse holds for `table` ({} when unknown)."""
-    return {rid: ts_key(v[0]) for rid, v in deletes.warehouse_values(table, (field,)).items()
+def _held(table: str, field: str) -> dict[str, Any]:
+    """`id -> cursor value` of the rows the warehouse holds for `table` ({} when unknown), as
+    the warehouse returns it. `_moved` brings a value to `ts_key` form when it looks it up:
+    this runs on dlt's thread, and converting every contact's value up front held the other
+    tables' walks back at the start of a run."""
+    return {rid: v[0] for rid, v in deletes.warehouse_values(table, (field,)).items()
             if v[0] is not None}
 
 
-def _moved(cur: Cursor, row: Row, held: dict[str, str]) -> bool:
+def _moved(cur: Cursor, row: Row, held: dict[str, Any]) -> bool:
     """A record behind the high-water mark whose value differs from the warehouse's copy.
 
     The mark is the newest value one walk saw, but the walk order is not by that value: a record
@@ -167,4 +170,5 @@ def _moved(cur: Cursor, row: Row, held: dict[str, str]) -> bool:
     v = ts_key(row[cur.field])
     if (cur.start is not None and v < cur.start) or (cur.end is not None and v >= cur.end):
         return False
-    return held.get(str(row.get(cur.id_field))) != v
+    have = held.get(str(row.get(cur.id_field)))
+    return have is None or ts_key(have) != v
