@@ -111,6 +111,33 @@ def test_a_slower_network_becomes_the_new_normal() -> None:
     assert limit.limit == 8
 
 
+def test_a_rate_no_walk_count_can_reach_is_sized_by_latency_from_the_maximum() -> None:
+    """An "unlimited" key still announces a limit (here 1,000,000 req/s): Little's law asks
+    for every walk, and when requests then queue the limit shrinks as without a rate."""
+    limit = ConcurrencyLimit(64, rate=lambda: 1_000_000.0)
+    feed(limit, 0.002, 4)
+    assert limit.limit == 64  # the rate's need, the maximum: nothing has queued yet
+    feed(limit, 0.002, 60)
+    assert limit.limit == 64  # answers as fast as ever: it stays open
+    feed(limit, 0.150, 64)  # each request waits its turn behind 63 others
+    assert limit.limit == 48
+    feed(limit, 0.150, 48 + 36 + 27 + 20 + 15 + 11 + 8 + 6 + 4 * 5)
+    assert limit.limit == 1
+    feed(limit, 0.002, 4)
+    assert limit.limit == 2  # fast answers again: one more at a time
+    feed(limit, 0.002, 4)
+    assert limit.limit == 3
+
+
+def test_a_rate_the_walks_can_reach_is_not_second_guessed_by_latency() -> None:
+    """Pages slower than the first probes are not a queue: at Scale's 100 req/s the limit
+    stays what the rate needs, whatever the spread of request times."""
+    limit = ConcurrencyLimit(64, rate=lambda: 100.0)
+    feed(limit, 0.010, 4)  # probes: one row each
+    feed(limit, 0.060, 400)  # full pages, six times slower
+    assert limit.limit == 9  # 100 req/s x 0.06 s x 1.5
+
+
 def test_the_limit_rejects_impossible_bounds() -> None:
     with pytest.raises(ValueError):
         ConcurrencyLimit(2, minimum=3)

@@ -15,6 +15,13 @@ longer than 2, and their requests 32 ms instead of 2.5 ms). So then the limit fo
 as TCP Vegas does: while requests answer about as fast as the fastest recent ones it grows by
 one; when they take clearly longer, requests are queueing somewhere and it shrinks by a quarter.
 
+A rate that even `workers` walks cannot reach sizes nothing, so then too the limit is learnt
+from latency: an API may announce a limit far above what it or this client can serve (an
+"unlimited" key answering with a limit of 1,000,000 asked for all 64 walks at once, each request
+waiting ~150 ms for its turn where one alone took 2 ms). It starts at the maximum there. A rate
+the walks can reach is never second-guessed by latency: a page that takes longer than a probe
+is not a queue, and holding the walks below what the rate needs would leave the plan unused.
+
 Only the HTTP exchange is timed for the latency-learnt limit; the rate-based one takes a walk's
 cycle: the exchange, the decoding of its body and what the walk did since its previous request
 (up to as long again), not pacing, not retries. Only successful answers count. `Places` is the budget: one per client, shared by every walk of
@@ -64,8 +71,9 @@ class ConcurrencyLimit:
     """A concurrency limit between `minimum` and `maximum`.
 
     `rate()` is the request rate the client is paced at (None while unknown or unlimited):
-    with it, the limit is `walks_needed` of the recent request times; without it, it is learnt
-    from latencies as described in the module docstring, starting at min(maximum, START).
+    with it, the limit is `walks_needed` of the recent request times; without it, or with one
+    that needs more than `maximum` walks, it is learnt from latencies as described in the
+    module docstring, starting at min(maximum, START) or at `maximum` respectively.
     """
 
     def __init__(self, maximum: int, minimum: int = 1,
@@ -74,7 +82,9 @@ class ConcurrencyLimit:
             raise ValueError("need 1 <= minimum <= maximum")
         self.minimum, self.maximum = minimum, maximum
         self._rate = rate
-        self._limit = float(max(minimum, min(maximum, START)))
+        # The latency-learnt limit; None until a revision sets it (or while the rate sizes
+        # the walks).
+        self._learnt: float | None = None
         self._lock = threading.Lock()
         self._samples: list[float] = []
         self._mins: deque[float] = deque(maxlen=HISTORY)
@@ -84,10 +94,20 @@ class ConcurrencyLimit:
     def limit(self) -> int:
         rate = self._rate() if self._rate is not None else None
         with self._lock:
-            if rate and self._recent:
-                return walks_needed(rate, statistics.median(self._recent), self.minimum,
-                                    self.maximum)
-            return int(self._limit)
+            return self._sized_locked(rate)[0]
+
+    def _sized_locked(self, rate: float | None) -> tuple[int, bool]:
+        """(the limit, whether latency sizes it): the rate's need while the walks can reach the
+        rate, else the latency-learnt limit (from START, or from the maximum with a rate)."""
+        if rate and self._recent:
+            need = walks_needed(rate, statistics.median(self._recent), self.minimum,
+                                self.maximum)
+            if need < self.maximum:
+                return need, False
+            return (need if self._learnt is None else int(self._learnt)), True
+        if self._learnt is None:
+            return max(self.minimum, min(self.maximum, START)), True
+        return int(self._learnt), True
 
     @property
     def cycle(self) -> float | None:
@@ -99,20 +119,25 @@ class ConcurrencyLimit:
         """Record the time of one successful exchange (`service`: the walk's cycle around it,
         what the rate-based size uses); revise the latency-learnt limit every
         `max(MIN_SAMPLES, limit)` of them."""
+        rate = self._rate() if self._rate is not None else None
         with self._lock:
             self._recent.append(seconds if service is None else service)
             self._samples.append(seconds)
-            if len(self._samples) >= max(MIN_SAMPLES, int(self._limit)):
-                self._revise()
+            current, learning = self._sized_locked(rate)
+            if len(self._samples) >= max(MIN_SAMPLES, current):
+                self._revise(current, learning)
 
-    def _revise(self) -> None:
+    def _revise(self, current: int, learning: bool) -> None:
         samples, self._samples = sorted(self._samples), []
         self._mins.append(samples[0])
+        if not learning:  # the rate sizes the walks; what latency taught so far is stale
+            self._learnt = None
+            return
         typical = samples[len(samples) // 2]
         if typical > min(self._mins) * TOLERANCE + SLACK:
-            self._limit = max(float(self.minimum), self._limit * DECREASE)
+            self._learnt = max(float(self.minimum), current * DECREASE)
         else:
-            self._limit = min(float(self.maximum), self._limit + 1)
+            self._learnt = min(float(self.maximum), current + 1.0)
 
 
 # A parked walk takes the place of a running one only when it has clearly more to read:
