@@ -159,7 +159,7 @@ def fresh_pipeline(name: str, work: Workdir, dataset: str = "growthos",
 
     if memory_limit == "default":
         memory_limit = DEFAULT_MEMORY_LIMIT
-
+    record_run_steps()
     return dlt.pipeline(pipeline_name=name, pipelines_dir=str(work.path / "pipelines"),
                         destination=duckdb_destination(str(work.db), memory_limit=memory_limit),
                         dataset_name=dataset)
@@ -173,7 +173,13 @@ def count_rows(work: Workdir, dataset: str, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def step_seconds(pipeline: Any) -> dict[str, float]:
+# The step seconds of every dlt run since step_seconds() last read them, per pipeline
+# (working dir): a sync is several runs (the data, chunks of a chunked backfill, the run
+# ledger's own small one), and dlt keeps only the last one's trace.
+_RUN_STEPS: dict[str, list[dict[str, float]]] = {}
+
+
+def _trace_steps(pipeline: Any) -> dict[str, float]:
     """Seconds per dlt step (extract / normalize / load) of the pipeline's last run."""
     out: dict[str, float] = {}
     trace = pipeline.last_trace
@@ -181,6 +187,38 @@ def step_seconds(pipeline: Any) -> dict[str, float]:
         if step.finished_at and step.started_at:
             secs = (step.finished_at - step.started_at).total_seconds()
             out[step.step] = out.get(step.step, 0.0) + secs
+    return out
+
+
+def record_run_steps() -> None:
+    """Have every `Pipeline.run` record its step seconds for step_seconds() (idempotent)."""
+    from dlt.pipeline.pipeline import Pipeline
+
+    run = Pipeline.run
+    if getattr(run, "records_steps", False):
+        return
+
+    def recorded(self: Any, *a: Any, **kw: Any) -> Any:
+        try:
+            return run(self, *a, **kw)
+        finally:
+            _RUN_STEPS.setdefault(self.working_dir, []).append(_trace_steps(self))
+
+    recorded.records_steps = True  # type: ignore[attr-defined]
+    Pipeline.run = recorded  # type: ignore[method-assign]
+
+
+def step_seconds(pipeline: Any) -> dict[str, float]:
+    """Seconds per dlt step, summed over the pipeline's runs since the last call (all the runs
+    of one sync: its data, any chunks, the run ledger's own run); the last run's alone when
+    record_run_steps() was not called before the runs."""
+    runs = _RUN_STEPS.pop(pipeline.working_dir, None)
+    if not runs:
+        return _trace_steps(pipeline)
+    out: dict[str, float] = {}
+    for steps in runs:
+        for k, v in steps.items():
+            out[k] = out.get(k, 0.0) + v
     return out
 
 
@@ -355,8 +393,7 @@ def run_events_backfill(server: Server, name: str, make_source: Callable[[], Any
                         runner: Callable[[Any, Any], Any], reset: dict[str, Any] | None = None,
                         memory_limit: str | None = "default") -> Measured:
     """Reset the server, backfill the events into a fresh pipeline, verify the row count.
-    (A chunked backfill is several dlt runs: its step seconds cover only the last one, so
-    none are reported for it.)"""
+    Its step seconds are summed over the sync's dlt runs (step_seconds)."""
     info = server.reset(**(reset or {}))
     expected = int(info["events"])
     work = Workdir()
@@ -364,7 +401,7 @@ def run_events_backfill(server: Server, name: str, make_source: Callable[[], Any
         pipeline = fresh_pipeline(name, work, memory_limit=memory_limit)
         m, _ = counted(server, name, lambda: runner(pipeline, make_source()))
         m.rows = count_rows(work, pipeline.dataset_name, "events")
-        m.steps = {} if getattr(runner, "chunked", False) else step_seconds(pipeline)
+        m.steps = step_seconds(pipeline)
         m.extra["expected"] = expected
         if m.rows != expected:
             print(f"!! {name}: DuckDB holds {m.rows} events, the server has {expected}",
@@ -506,7 +543,7 @@ class SyncMarks:
         self._undo.append(lambda: setattr(httpx.HTTPTransport, "handle_request", send))
 
         def run_detail(_: Any, a: tuple[Any, ...]) -> str:
-            steps = step_seconds(a[0])
+            steps = _trace_steps(a[0])
             return "extract/normalize/load " + " / ".join(
                 f"{steps.get(k, 0.0):.1f}" for k in ("extract", "normalize", "load"))
 

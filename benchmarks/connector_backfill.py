@@ -41,6 +41,7 @@ from common import (
     ours_events_factory,
     peer_events,
     rate_profile,
+    record_run_steps,
     run_events_backfill,
     run_ours,
     run_ours_chunked,
@@ -82,6 +83,7 @@ def run_on(srv: Any, kind: str, pg_url: str | None, windows: int | None) -> Meas
         dest: Any = {"duckdb": lambda: duckdb_destination(str(tmp / "bench.duckdb")),
                      "postgres": lambda: dlt.destinations.postgres(pg_url),
                      "delta": lambda: dlt.destinations.filesystem((tmp / "lake").as_uri())}[kind]()
+        record_run_steps()
         pipeline = dlt.pipeline(pipeline_name=f"bench_{kind}", pipelines_dir=str(tmp / "p"),
                                 destination=dest, dataset_name="growthos")
         fmt = "delta" if kind == "delta" else None
@@ -93,7 +95,7 @@ def run_on(srv: Any, kind: str, pg_url: str | None, windows: int | None) -> Meas
 
         rows = ops.read(pipeline, "SELECT COUNT(*) FROM {events}", "events")
         m.rows = int(rows[0][0]) if rows else 0
-        m.steps = {} if windows else step_seconds(pipeline)
+        m.steps = step_seconds(pipeline)
         m.extra["expected"] = expected
         return m
     finally:
