@@ -160,6 +160,7 @@ def fresh_pipeline(name: str, work: Workdir, dataset: str = "growthos",
     if memory_limit == "default":
         memory_limit = DEFAULT_MEMORY_LIMIT
     record_run_steps()
+
     return dlt.pipeline(pipeline_name=name, pipelines_dir=str(work.path / "pipelines"),
                         destination=duckdb_destination(str(work.db), memory_limit=memory_limit),
                         dataset_name=dataset)
@@ -173,25 +174,30 @@ def count_rows(work: Workdir, dataset: str, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-# The step seconds of every dlt run since step_seconds() last read them, per pipeline
-# (working dir): a sync is several runs (the data, chunks of a chunked backfill, the run
-# ledger's own small one), and dlt keeps only the last one's trace.
-_RUN_STEPS: dict[str, list[dict[str, float]]] = {}
+# The steps of every dlt run not yet read by step_seconds(), per pipeline (working dir), as
+# (step, started, finished) in epoch seconds: a sync is several runs (the data, the chunks of a
+# chunked backfill, the run ledger's own small one), and dlt keeps only the last one's trace.
+Span = tuple[str, float, float]
+_RUN_SPANS: dict[str, list[Span]] = {}
 
 
-def _trace_steps(pipeline: Any) -> dict[str, float]:
-    """Seconds per dlt step (extract / normalize / load) of the pipeline's last run."""
+def _trace_spans(pipeline: Any) -> list[Span]:
+    """The steps (extract / normalize / load) of the pipeline's last run."""
+    return [(st.step, st.started_at.timestamp(), st.finished_at.timestamp())
+            for st in getattr(pipeline.last_trace, "steps", []) or []
+            if st.started_at and st.finished_at]
+
+
+def _seconds(spans: list[Span]) -> dict[str, float]:
     out: dict[str, float] = {}
-    trace = pipeline.last_trace
-    for step in getattr(trace, "steps", []) or []:
-        if step.finished_at and step.started_at:
-            secs = (step.finished_at - step.started_at).total_seconds()
-            out[step.step] = out.get(step.step, 0.0) + secs
+    for step, a, b in spans:
+        out[step] = out.get(step, 0.0) + b - a
     return out
 
 
 def record_run_steps() -> None:
-    """Have every `Pipeline.run` record its step seconds for step_seconds() (idempotent)."""
+    """Have every `Pipeline.run` record its steps for step_spans() / step_seconds()
+    (idempotent)."""
     from dlt.pipeline.pipeline import Pipeline
 
     run = Pipeline.run
@@ -202,24 +208,23 @@ def record_run_steps() -> None:
         try:
             return run(self, *a, **kw)
         finally:
-            _RUN_STEPS.setdefault(self.working_dir, []).append(_trace_steps(self))
+            _RUN_SPANS.setdefault(self.working_dir, []).extend(_trace_spans(self))
 
     recorded.records_steps = True  # type: ignore[attr-defined]
     Pipeline.run = recorded  # type: ignore[method-assign]
 
 
+def step_spans(pipeline: Any) -> list[Span]:
+    """The steps of the pipeline's runs since step_seconds() was last called (all the runs of
+    one sync); the last run's alone when record_run_steps() was not called before the runs."""
+    return list(_RUN_SPANS.get(pipeline.working_dir) or _trace_spans(pipeline))
+
+
 def step_seconds(pipeline: Any) -> dict[str, float]:
-    """Seconds per dlt step, summed over the pipeline's runs since the last call (all the runs
-    of one sync: its data, any chunks, the run ledger's own run); the last run's alone when
-    record_run_steps() was not called before the runs."""
-    runs = _RUN_STEPS.pop(pipeline.working_dir, None)
-    if not runs:
-        return _trace_steps(pipeline)
-    out: dict[str, float] = {}
-    for steps in runs:
-        for k, v in steps.items():
-            out[k] = out.get(k, 0.0) + v
-    return out
+    """Seconds per dlt step, summed over step_spans(); the next call starts afresh."""
+    spans = step_spans(pipeline)
+    _RUN_SPANS.pop(pipeline.working_dir, None)
+    return _seconds(spans)
 
 
 @dataclass
@@ -429,7 +434,6 @@ def run_ours_chunked(windows: int) -> Callable[[Any, Any], Any]:
         from growthos_source import sync
 
         return sync(pipeline, factory, backfill_windows=windows)
-    run.chunked = True  # type: ignore[attr-defined]
     return run
 
 
@@ -543,7 +547,7 @@ class SyncMarks:
         self._undo.append(lambda: setattr(httpx.HTTPTransport, "handle_request", send))
 
         def run_detail(_: Any, a: tuple[Any, ...]) -> str:
-            steps = _trace_steps(a[0])
+            steps = _seconds(_trace_spans(a[0]))
             return "extract/normalize/load " + " / ".join(
                 f"{steps.get(k, 0.0):.1f}" for k in ("extract", "normalize", "load"))
 

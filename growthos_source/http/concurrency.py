@@ -72,7 +72,7 @@ class ConcurrencyLimit:
 
     `rate()` is the request rate the client is paced at (None while unknown or unlimited):
     with it, the limit is `walks_needed` of the recent request times; without it, or with one
-    that needs more than `maximum` walks, it is learnt from latencies as described in the
+    that needs at least `maximum` walks, it is learnt from latencies as described in the
     module docstring, starting at min(maximum, START) or at `maximum` respectively.
     """
 
