@@ -117,8 +117,9 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         else:
             # Where history starts only spreads the walks (an empty stretch below the first
             # event costs no request).
-            found = timeline.history_bounds(client, ep.path, probes=walks, newest=newest,
-                                            precision=1 / (2 * walks))
+            now = _in_flight(client, walks)
+            found = timeline.history_bounds(client, ep.path, probes=now, newest=newest,
+                                            precision=1 / (2 * now))
             if found is None:
                 return
             bounds = found
@@ -175,8 +176,10 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         # Workers left without a window take half of the longest running walk (splitting.py).
         splitter = Splitter(walk, min_rows=split_rows)
         n = ctx.walks(client)
+        # As many windows as walks in flight now; workers beyond them split running walks
+        # only when the limit grows (fanout.py).
         jobs = [(i, splitter.job(a, b, b or top))
-                for i, (a, b) in enumerate(timeline.merge_windows(wins, n))]
+                for i, (a, b) in enumerate(timeline.merge_windows(wins, _in_flight(client, n)))]
         pages = (rows for _, rows in fan_out(jobs, n, more=splitter.more,
                                               places=client.places)
                  if rows is not DONE)
@@ -220,6 +223,12 @@ def _windows(ctx: Context, client: GrowthOSClient, feed: EventFeed | None, start
                                          backfill_plan.WINDOW_PAGES * ctx.page_size,
                                          newest), True
     return timeline.windows(start, end, ctx.events_window, newest), False
+
+
+def _in_flight(client: GrowthOSClient, walks: int) -> int:
+    """The walks in flight now, at most `walks`: what windows and probes are planned for (the
+    latency-learnt limit starts below the walks a fan-out starts, http/concurrency.py)."""
+    return max(1, min(walks, client.concurrency_limit()))
 
 
 def _arrow(ep: Endpoint) -> ArrowPages:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from growthos_source.http import GrowthOSClient
-from growthos_source.http.concurrency import ConcurrencyLimit, Places, walks_needed
+from growthos_source.http.concurrency import FLOOR, START, ConcurrencyLimit, Places, walks_needed
 from growthos_source.http.fanout import DONE, fan_out, read_ahead
 
 
@@ -46,17 +46,20 @@ def test_walks_needed_stays_within_the_bounds() -> None:
 def test_with_a_known_rate_the_limit_is_rate_times_the_median_request_time() -> None:
     rate: list[float | None] = [None]
     limit = ConcurrencyLimit(64, rate=lambda: rate[0])
-    assert limit.limit == 16  # nothing known: the latency-learnt limit's start
+    assert limit.limit == START == 4  # nothing known: the latency-learnt limit's start
     feed(limit, 0.200, 10)
-    assert limit.limit == 16  # no rate yet: latency-learnt (not revised before 16 samples)
+    assert limit.limit == 8  # no rate yet: latency-learnt (doubled after START samples)
     rate[0] = 100.0
-    assert limit.limit == 30
+    assert limit.limit == limit.width == 30
     feed(limit, 0.050, 60)  # the median follows the recent requests
-    assert limit.limit == 8
-    assert ConcurrencyLimit(20, rate=lambda: 100.0).limit == 16
+    assert limit.limit == limit.width == 8
+    before_any = ConcurrencyLimit(20, rate=lambda: 100.0)
+    assert before_any.limit == before_any.width == START  # the first answers will size it
     capped = ConcurrencyLimit(20, rate=lambda: 100.0)
-    feed(capped, 0.300, 5)
-    assert capped.limit == 20
+    feed(capped, 0.300, 5)  # needs 45 walks of 20: latency sizes them, from START
+    assert (capped.limit, capped.width) == (8, 20)
+    feed(capped, 0.300, 4 + 8 + 16)
+    assert capped.limit == 20  # doubled up to the maximum while the answers keep their pace
 
 
 def test_the_service_time_sizes_the_rate_based_limit() -> None:
@@ -84,24 +87,34 @@ def test_a_client_sizes_its_walks_from_the_announced_limit_and_one_budget_serves
     client.close()
 
 
-def test_the_limit_starts_open_and_stays_there_while_latency_holds() -> None:
-    limit = ConcurrencyLimit(16)
-    assert limit.limit == 16
-    feed(limit, 0.050, 200)
-    assert limit.limit == 16
+def test_the_limit_starts_small_and_doubles_to_the_maximum_while_latency_holds() -> None:
+    """Slow start: an API 300 ms away that serves any number of walks gets them all within a
+    few revisions (each one round trip of the walks in flight), not one walk per revision."""
+    limit = ConcurrencyLimit(64)
+    assert (limit.limit, limit.width) == (START, 64)  # 64 walks start; START advance at once
+    seen = []
+    for _ in range(5):
+        feed(limit, 0.300, limit.limit)
+        seen.append(limit.limit)
+    assert seen == [8, 16, 32, 64, 64]
+    feed(limit, 0.300, 500)
+    assert limit.limit == 64
 
 
 def test_queueing_latency_shrinks_the_limit_and_fast_answers_grow_it_again() -> None:
     limit = ConcurrencyLimit(16, minimum=2)
-    feed(limit, 0.001, 16)  # the fastest the API answers
+    feed(limit, 0.001, 4)  # the fastest the API answers
+    feed(limit, 0.001, 8)
+    assert limit.limit == 16  # doubled twice
     feed(limit, 0.030, 16)  # 30x slower: requests are queueing
-    assert limit.limit == 12  # shrunk by a quarter
+    assert limit.limit == 12  # shrunk by a quarter; slow start is over
     feed(limit, 0.030, 60)
     assert limit.limit == 2  # never below the minimum
     feed(limit, 0.0012, 4)
     assert limit.limit == 3  # back to fast answers: one more at a time
     feed(limit, 0.0012, 4)
     assert limit.limit == 4
+    assert limit.width == 16  # the walks started stay the most the limit may grow to
 
 
 def test_a_slower_network_becomes_the_new_normal() -> None:
@@ -111,22 +124,25 @@ def test_a_slower_network_becomes_the_new_normal() -> None:
     assert limit.limit == 8
 
 
-def test_a_rate_no_walk_count_can_reach_is_sized_by_latency_from_the_maximum() -> None:
-    """An "unlimited" key still announces a limit (here 1,000,000 req/s): Little's law asks
-    for every walk, and when requests then queue the limit shrinks as without a rate."""
+def test_a_rate_no_walk_count_can_reach_is_sized_by_latency() -> None:
+    """An "unlimited" key still announces a limit (here 1,000,000 req/s): Little's law would
+    ask for every walk at once. Latency sizes them instead, as without a rate: all 64 start,
+    and the places grow from START while answers stay fast and shrink when requests queue."""
     limit = ConcurrencyLimit(64, rate=lambda: 1_000_000.0)
+    feed(limit, 0.002, 1)
+    assert (limit.limit, limit.width) == (START, 64)
+    feed(limit, 0.002, 3 + 8 + 16)
+    assert limit.limit == 32  # answers as fast as ever: doubling
+    feed(limit, 0.150, 32)  # each request waits its turn behind 31 others
+    assert limit.limit == 24
+    feed(limit, 0.150, 24 + 18 + 13 + 9 + 6 + 4 + 4 * 5)
+    assert limit.limit == FLOOR == 2  # never one: the API would idle while we read
     feed(limit, 0.002, 4)
-    assert limit.limit == 64  # the rate's need, the maximum: nothing has queued yet
-    feed(limit, 0.002, 60)
-    assert limit.limit == 64  # answers as fast as ever: it stays open
-    feed(limit, 0.150, 64)  # each request waits its turn behind 63 others
-    assert limit.limit == 48
-    feed(limit, 0.150, 48 + 36 + 27 + 20 + 15 + 11 + 8 + 6 + 4 * 5)
-    assert limit.limit == 1
+    assert limit.limit == 3  # fast answers again: one more at a time
     feed(limit, 0.002, 4)
-    assert limit.limit == 2  # fast answers again: one more at a time
-    feed(limit, 0.002, 4)
-    assert limit.limit == 3
+    assert limit.limit == 4
+    assert limit.width == 64
+    assert ConcurrencyLimit(1, rate=lambda: 1_000_000.0).limit == 1  # the maximum still rules
 
 
 def test_a_rate_the_walks_can_reach_is_not_second_guessed_by_latency() -> None:
@@ -175,6 +191,25 @@ def test_no_more_walks_advance_than_the_limit() -> None:
     got = collect(fan_out(jobs, workers=6, limit=lambda: 2))
     assert got == sorted(f"{n}{i}" for n in "abcdef" for i in range(5))
     assert probe.most == 2
+
+
+@pytest.mark.timeout(60)
+def test_workers_beyond_the_limit_split_nothing_until_a_place_frees() -> None:
+    """More workers than places (the latency-learnt limit below `workers`): the idle ones ask
+    for a split only when a place frees up, not while the limit's walks still run."""
+    probe = Probe()
+    asked: list[int] = []
+
+    def more() -> tuple[str, Callable[[], Iterator[str]]] | None:
+        with probe.lock:
+            asked.append(probe.now)
+        return None
+
+    jobs = [(n, probe.job(n, 20)) for n in "ab"]
+    got = collect(fan_out(jobs, workers=8, more=more, limit=lambda: 2))
+    assert got == sorted(f"{n}{i}" for n in "ab" for i in range(20))
+    assert probe.most == 2
+    assert asked and max(asked) < 2  # asked only once a walk had ended and left its place
 
 
 @pytest.mark.timeout(60)

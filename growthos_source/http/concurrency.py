@@ -12,15 +12,21 @@ Without a known rate (an API that announces no limit) concurrency pays only whil
 slow to answer; when it answers at once the walks only wait for each other, for the server and
 here for the interpreter lock (measured unthrottled on 2 cores: 16 walks in flight took ~10%
 longer than 2, and their requests 32 ms instead of 2.5 ms). So then the limit follows latency,
-as TCP Vegas does: while requests answer about as fast as the fastest recent ones it grows by
-one; when they take clearly longer, requests are queueing somewhere and it shrinks by a quarter.
+as TCP Vegas does: it starts small (START) and doubles while requests answer about as fast as
+the fastest recent ones (TCP's slow start: a distant API gets its dozens of walks within a few
+round trips); once they take clearly longer, requests are queueing somewhere, and from then on
+it shrinks by a quarter when they queue and grows by one when they do not.
 
 A rate that even `workers` walks cannot reach sizes nothing, so then too the limit is learnt
 from latency: an API may announce a limit far above what it or this client can serve (an
 "unlimited" key answering with a limit of 1,000,000 asked for all 64 walks at once, each request
-waiting ~150 ms for its turn where one alone took 2 ms). It starts at the maximum there. A rate
-the walks can reach is never second-guessed by latency: a page that takes longer than a probe
-is not a queue, and holding the walks below what the rate needs would leave the plan unused.
+waiting ~150 ms for its turn where one alone took 2 ms). A rate the walks can reach is never
+second-guessed by latency: a page that takes longer than a probe is not a queue, and holding
+the walks below what the rate needs would leave the plan unused.
+
+While latency sizes the limit, `width` (the workers a fan-out starts) is the maximum, so the
+limit may grow up to it within one fan-out: a worker takes or splits work only once it holds a
+place (fanout.py). Windows and probes are planned for the limit, the walks in flight now.
 
 Only the HTTP exchange is timed for the latency-learnt limit; the rate-based one takes a walk's
 cycle: the exchange, the decoding of its body and what the walk did since its previous request
@@ -47,13 +53,18 @@ MARGIN = 1.5
 ONE_WALK = 0.8
 # Request times the rate-based size is taken from (their median).
 RECENT = 64
-# Without a known rate, the limit starts here (or at the maximum, if lower).
-START = 16
+# The latency-learnt limit starts here (or at the maximum, if lower), doubling from it.
+START = 4
 # A typical latency above TOLERANCE x the recent minimum (+ SLACK, for jitter at
 # sub-millisecond latencies) means requests are queueing.
 TOLERANCE = 2.0
 SLACK = 0.002
 DECREASE = 0.75
+# ...but never below two in flight: with one, the API idles while the client reads each answer,
+# and the client idles while the API makes the next. The exchange time includes waiting for
+# this interpreter, so on loopback two in flight already look like a queue, and the limit kept
+# dipping to one (docs/performance.md). TCP Vegas keeps a floor of two for the same reason.
+FLOOR = 2
 # The minimum latency is that of the last HISTORY revisions, so it follows a slower network.
 HISTORY = 20
 MIN_SAMPLES = 4
@@ -73,7 +84,7 @@ class ConcurrencyLimit:
     `rate()` is the request rate the client is paced at (None while unknown or unlimited):
     with it, the limit is `walks_needed` of the recent request times; without it, or with one
     that needs at least `maximum` walks, it is learnt from latencies as described in the
-    module docstring, starting at min(maximum, START) or at `maximum` respectively.
+    module docstring, from min(maximum, START).
     """
 
     def __init__(self, maximum: int, minimum: int = 1,
@@ -85,6 +96,7 @@ class ConcurrencyLimit:
         # The latency-learnt limit; None until a revision sets it (or while the rate sizes
         # the walks).
         self._learnt: float | None = None
+        self._slow_start = True  # doubling, until requests first queue
         self._lock = threading.Lock()
         self._samples: list[float] = []
         self._mins: deque[float] = deque(maxlen=HISTORY)
@@ -92,19 +104,29 @@ class ConcurrencyLimit:
 
     @property
     def limit(self) -> int:
+        """How many walks may advance at once now (the places of `Places`)."""
         rate = self._rate() if self._rate is not None else None
         with self._lock:
             return self._sized_locked(rate)[0]
 
+    @property
+    def width(self) -> int:
+        """How many walks a reader should start: the limit while the rate sizes it, else the
+        maximum, which the latency-learnt limit may grow to (walks above it park)."""
+        rate = self._rate() if self._rate is not None else None
+        with self._lock:
+            limit, learning = self._sized_locked(rate)
+            # With a rate and no request timed yet, the first answers will size it: not yet.
+            return self.maximum if learning and not (rate and not self._recent) else limit
+
     def _sized_locked(self, rate: float | None) -> tuple[int, bool]:
         """(the limit, whether latency sizes it): the rate's need while the walks can reach the
-        rate, else the latency-learnt limit (from START, or from the maximum with a rate)."""
+        rate, else the latency-learnt limit (from START)."""
         if rate and self._recent:
             need = walks_needed(rate, statistics.median(self._recent), self.minimum,
                                 self.maximum)
             if need < self.maximum:
                 return need, False
-            return (need if self._learnt is None else int(self._learnt)), True
         if self._learnt is None:
             return max(self.minimum, min(self.maximum, START)), True
         return int(self._learnt), True
@@ -131,13 +153,16 @@ class ConcurrencyLimit:
         samples, self._samples = sorted(self._samples), []
         self._mins.append(samples[0])
         if not learning:  # the rate sizes the walks; what latency taught so far is stale
-            self._learnt = None
+            self._learnt, self._slow_start = None, True
             return
         typical = samples[len(samples) // 2]
         if typical > min(self._mins) * TOLERANCE + SLACK:
-            self._learnt = max(float(self.minimum), current * DECREASE)
+            floor = min(self.maximum, max(self.minimum, FLOOR))
+            self._learnt = max(float(floor), current * DECREASE)
+            self._slow_start = False
         else:
-            self._learnt = min(float(self.maximum), current + 1.0)
+            grown = current * 2.0 if self._slow_start else current + 1.0
+            self._learnt = min(float(self.maximum), grown)
 
 
 # A parked walk takes the place of a running one only when it has clearly more to read:

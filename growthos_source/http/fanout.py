@@ -2,12 +2,14 @@
 
 dlt consumes a resource from one thread; the walks (one per parent record or per time window)
 run on a small pool and pass pages through a bounded queue, so memory stays bounded however many
-walks there are, and all cursor bookkeeping happens in the consuming thread. A walk advances
-only while it holds one of the client's places (concurrency.py: one budget for all resources
-and threads): a worker over the cap parks between two pages, keeping its walk, and resumes when
-a place frees up. A worker looking for work, or waiting for its consumer to take a page, holds
-no place, so a parked walk can always resume and a resource dlt does not pull from cannot hold
-up the others.
+walks there are, and all cursor
+bookkeeping happens in the consuming thread. A walk advances only while it holds one of the
+client's places (concurrency.py: one budget for all resources and threads): a worker over the
+cap parks between two pages, keeping its walk, and resumes when a place frees up. A worker takes
+new work (a job, or a split of a running one) only once it holds a place, after every parked
+walk, so more workers than places open no more walks than the limit has room for. A worker
+waiting for its consumer to take a page holds no place, so a parked walk can always resume and a
+resource dlt does not pull from cannot hold up the others.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from .concurrency import UNKNOWN, Places
 
 T = TypeVar("T")
 DONE = object()  # a walk finished: (key, DONE) is yielded after its last item
-_EXIT = object()  # a worker thread found no more work
+_EXIT = object()
+IDLE = 0.0  # the priority of a worker looking for work: below any walk's (at least 1)  # a worker thread found no more work
 Job = tuple[Hashable, Callable[[], Iterable[Any]]]
 
 
@@ -92,23 +95,26 @@ def fan_out(jobs: Iterable[Job], workers: int,
         def left() -> float:  # pages still to read, as far as anyone knows
             return UNKNOWN if size is None else max(1.0, size - done)
 
-        budget.enter(stop, left())
-        try:
-            for item in job():
-                done += 1
-                if not hand_over((key, item, None), left()):
-                    return False
-                if not budget.keep(left()):
-                    budget.enter(stop, left())
-            return hand_over((key, DONE, None), left())
-        finally:
-            budget.leave()
+        for item in job():
+            done += 1
+            if not hand_over((key, item, None), left()):
+                return False
+            if not budget.keep(left()):
+                budget.enter(stop, left())
+        return hand_over((key, DONE, None), left())
 
     def worker() -> None:
         try:
-            while not stop.is_set() and (nxt := take()) is not None:
-                if not run(*nxt):
-                    return
+            while not stop.is_set():
+                # New work only with a place, after every parked walk (IDLE ranks last): a
+                # worker does not open or split a walk the limit has no room for.
+                budget.enter(stop, IDLE)
+                try:
+                    nxt = take()
+                    if nxt is None or not run(*nxt):
+                        break
+                finally:
+                    budget.leave()
             put((None, _EXIT, None))
         except BaseException as exc:  # noqa: BLE001  handed to the consumer, which re-raises it
             put((None, None, exc))

@@ -89,9 +89,10 @@ class Context:
     extracts: dict[str, object] = field(default_factory=dict)
 
     def walks(self, client: GrowthOSClient | None = None) -> int:
-        """How many walks to run side by side now: what the rate and request times of
-        `client` (default: this run's) need (http/concurrency.py), at most `workers`."""
-        return max(1, min(self.workers, (client or self.client).concurrency_limit()))
+        """How many walks to run side by side: what the rate and request times of `client`
+        (default: this run's) need, or while latency sizes them the most the limit may grow
+        to (http/concurrency.py `width`), at most `workers`."""
+        return max(1, min(self.workers, (client or self.client).concurrency.width))
 
 
 def fresh(ctx: Context, ep: Endpoint, run: dict[str, Any], tally: Tally | None = None) -> None:
