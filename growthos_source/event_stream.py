@@ -117,7 +117,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         else:
             # Where history starts only spreads the walks (an empty stretch below the first
             # event costs no request).
-            now = _in_flight(client, walks)
+            now = ctx.in_flight(client)
             found = timeline.history_bounds(client, ep.path, probes=now, newest=newest,
                                             precision=1 / (2 * now))
             if found is None:
@@ -179,7 +179,7 @@ def read_events(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         # As many windows as walks in flight now; workers beyond them split running walks
         # only when the limit grows (fanout.py).
         jobs = [(i, splitter.job(a, b, b or top))
-                for i, (a, b) in enumerate(timeline.merge_windows(wins, _in_flight(client, n)))]
+                for i, (a, b) in enumerate(timeline.merge_windows(wins, ctx.in_flight(client)))]
         pages = (rows for _, rows in fan_out(jobs, n, more=splitter.more,
                                               places=client.places)
                  if rows is not DONE)
@@ -223,12 +223,6 @@ def _windows(ctx: Context, client: GrowthOSClient, feed: EventFeed | None, start
                                          backfill_plan.WINDOW_PAGES * ctx.page_size,
                                          newest), True
     return timeline.windows(start, end, ctx.events_window, newest), False
-
-
-def _in_flight(client: GrowthOSClient, walks: int) -> int:
-    """The walks in flight now, at most `walks`: what windows and probes are planned for (the
-    latency-learnt limit starts below the walks a fan-out starts, http/concurrency.py)."""
-    return max(1, min(walks, client.concurrency_limit()))
 
 
 def _arrow(ep: Endpoint) -> ArrowPages:

@@ -92,6 +92,7 @@ class ConcurrencyLimit:
         if not 1 <= minimum <= maximum:
             raise ValueError("need 1 <= minimum <= maximum")
         self.minimum, self.maximum = minimum, maximum
+        self._floor = float(min(maximum, max(minimum, FLOOR)))  # of the latency-learnt limit
         self._rate = rate
         # The latency-learnt limit; None until a revision sets it (or while the rate sizes
         # the walks).
@@ -116,8 +117,9 @@ class ConcurrencyLimit:
         rate = self._rate() if self._rate is not None else None
         with self._lock:
             limit, learning = self._sized_locked(rate)
-            # With a rate and no request timed yet, the first answers will size it: not yet.
-            return self.maximum if learning and not (rate and not self._recent) else limit
+            if not learning or (rate and not self._recent):
+                return limit  # sized by the rate, or soon: its first answers will tell
+            return self.maximum
 
     def _sized_locked(self, rate: float | None) -> tuple[int, bool]:
         """(the limit, whether latency sizes it): the rate's need while the walks can reach the
@@ -157,8 +159,7 @@ class ConcurrencyLimit:
             return
         typical = samples[len(samples) // 2]
         if typical > min(self._mins) * TOLERANCE + SLACK:
-            floor = min(self.maximum, max(self.minimum, FLOOR))
-            self._learnt = max(float(floor), current * DECREASE)
+            self._learnt = max(self._floor, current * DECREASE)
             self._slow_start = False
         else:
             grown = current * 2.0 if self._slow_start else current + 1.0

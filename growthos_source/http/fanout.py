@@ -2,14 +2,13 @@
 
 dlt consumes a resource from one thread; the walks (one per parent record or per time window)
 run on a small pool and pass pages through a bounded queue, so memory stays bounded however many
-walks there are, and all cursor
-bookkeeping happens in the consuming thread. A walk advances only while it holds one of the
-client's places (concurrency.py: one budget for all resources and threads): a worker over the
-cap parks between two pages, keeping its walk, and resumes when a place frees up. A worker takes
-new work (a job, or a split of a running one) only once it holds a place, after every parked
-walk, so more workers than places open no more walks than the limit has room for. A worker
-waiting for its consumer to take a page holds no place, so a parked walk can always resume and a
-resource dlt does not pull from cannot hold up the others.
+walks there are, and all cursor bookkeeping happens in the consuming thread. A walk advances
+only while it holds one of the client's places (concurrency.py: one budget for all resources
+and threads): a worker over the cap parks between two pages, keeping its walk, and resumes when
+a place frees up. A worker takes new work (a job, or a split of a running one) only once it
+holds a place, after every parked walk, so more workers than places open no more walks than the
+limit has room for. A worker waiting for its consumer to take a page holds no place, so a parked
+walk can always resume and a resource dlt does not pull from cannot hold up the others.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from .concurrency import UNKNOWN, Places
 
 T = TypeVar("T")
 DONE = object()  # a walk finished: (key, DONE) is yielded after its last item
-_EXIT = object()
-IDLE = 0.0  # the priority of a worker looking for work: below any walk's (at least 1)  # a worker thread found no more work
+_EXIT = object()  # a worker thread found no more work
+IDLE = 0.0  # the priority of a worker looking for work: below any walk's (at least 1)
 Job = tuple[Hashable, Callable[[], Iterable[Any]]]
 
 

@@ -94,6 +94,12 @@ class Context:
         to (http/concurrency.py `width`), at most `workers`."""
         return max(1, min(self.workers, (client or self.client).concurrency.width))
 
+    def in_flight(self, client: GrowthOSClient | None = None) -> int:
+        """How many walks advance at once now (the client's limit), at most `workers`: what
+        windows and probes are planned for, since the latency-learnt limit starts below the
+        walks a fan-out starts (http/concurrency.py)."""
+        return max(1, min(self.workers, (client or self.client).concurrency_limit()))
+
 
 def fresh(ctx: Context, ep: Endpoint, run: dict[str, Any], tally: Tally | None = None) -> None:
     """Clear a transformer's per-run memory if this is a new extract of its parent walk."""
