@@ -28,14 +28,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from .http import GrowthOSClient, Page
-from .incremental import iso_z, parse_ts
+from .incremental import iso_z, parse_ts, ts_key
 from .timeline import _earliest
 
 # Each window costs about one request more than its share of the list (its last, partial
-# page): windows of about this many pages keep that a small share.
+# page): windows of at least this many pages keep that a small share.
 PAGES_PER_WINDOW = 20
-# At most this many windows per walk the rate allows: many small windows keep the end short.
-WINDOWS_PER_WALK = 4
+# Windows shrink as the walk goes on (guided self-scheduling): each is 1/(GUIDE x walks) of
+# the pages still unplanned, so the first are large and the last PAGES_PER_WINDOW. Walks take
+# windows in order, so the walks in flight near the end read small ones and finish about
+# together; equal windows made the end as long as one whole window read by one walk.
+GUIDE = 2
+# At most this many windows per walk (a list of unknown length, e.g. one whose first page
+# shows a single instant, would otherwise be cut into hundreds): the smallest grow instead.
+WINDOWS_PER_WALK = 8
 # Where a page of contacts may say how many the list holds (none is documented for /contacts;
 # other lists add counts beside `data`, e.g. waitlist entries' `total_entries`).
 TOTAL_FIELDS = ("total", "total_count", "total_contacts")
@@ -43,27 +49,68 @@ SECOND = dt.timedelta(seconds=1)
 Params = dict[str, Any]
 
 
+# A whole walk keeps this many quantiles of `created_at` (from one row per page) for the
+# next run's windows.
+QUANTILES = 32
+
+
 @dataclass(frozen=True)
 class Known:
     """What an earlier whole walk saw: the oldest and newest `created_at`, the number of
-    records, and whether that run found both filters honoured."""
+    records, whether that run found both filters honoured, and quantiles of `created_at`
+    (oldest to newest, evenly spaced in rows), where it kept them."""
 
     start: dt.datetime
     newest: dt.datetime
     rows: int
     checked: bool = False
+    quantiles: tuple[dt.datetime, ...] = ()
 
 
 def known_from(shape: Any) -> Known | None:
-    """The `Known` kept in the table's marks (`{"from", "newest", "rows", "split"}`), if any."""
+    """The `Known` kept in the table's marks (`{"from", "newest", "rows", "split",
+    "quantiles"}`), if any; quantiles that do not parse are ignored."""
     if not isinstance(shape, Mapping):
         return None
     try:
         start = parse_ts(shape["from"])
-        return Known(start, parse_ts(shape["newest"]) if shape.get("newest") else start,
-                     int(shape["rows"]), bool(shape.get("split")))
+        known = Known(start, parse_ts(shape["newest"]) if shape.get("newest") else start,
+                      int(shape["rows"]), bool(shape.get("split")))
     except (KeyError, TypeError, ValueError):
         return None
+    try:
+        q = tuple(sorted(parse_ts(v) for v in shape.get("quantiles") or ()))
+    except (TypeError, ValueError):
+        q = ()
+    return Known(known.start, known.newest, known.rows, known.checked,
+                 q if len(q) > 2 else ())
+
+
+def quantiles(samples: list[str]) -> list[str]:
+    """QUANTILES + 1 values of `samples` (`created_at` texts, one per page read), evenly
+    spaced in rank from the oldest to the newest; [] for fewer than three samples."""
+    if len(samples) < 3:
+        return []
+    ordered = sorted(samples, key=ts_key)
+    k = min(QUANTILES, len(ordered) - 1)
+    return [ordered[round(i * (len(ordered) - 1) / k)] for i in range(k + 1)]
+
+
+def spread(lo: dt.datetime, end: dt.datetime, known: Known | None
+           ) -> Callable[[float], dt.datetime]:
+    """The instant below which a share `f` of the contacts were created: from the quantiles
+    an earlier walk kept (linear between two), else assuming an even spread over [lo, end).
+    Always within [lo, end]: windows never reach past the walk's own bounds."""
+    q = known.quantiles if known is not None else ()
+
+    def at(f: float) -> dt.datetime:
+        f = min(max(f, 0.0), 1.0)
+        if not q:
+            return lo + (end - lo) * f
+        x = f * (len(q) - 1)
+        i = min(int(x), len(q) - 2)
+        return min(max(q[i] + (q[i + 1] - q[i]) * (x - i), lo), end)
+    return at
 
 
 def created(row: Any) -> dt.datetime | None:
@@ -111,27 +158,64 @@ def pages_left(stamps: list[dt.datetime], rows: int, page_size: int, *, total: i
     return math.ceil(rest / covered)
 
 
-def window_count(left: int, walks: int) -> int:
-    """Windows for `left` pages after the first with `walks` walks in flight: one per
-    PAGES_PER_WINDOW pages, at most WINDOWS_PER_WALK per walk."""
-    return min(walks * WINDOWS_PER_WALK, left // PAGES_PER_WINDOW)
+def window_pages(left: int, walks: int) -> list[int]:
+    """Pages of each window for `left` pages after the first with `walks` walks in flight,
+    in the order they are walked: a share of what is left (see GUIDE), never below
+    PAGES_PER_WINDOW (a remainder below it joins the first window). [] or one window: not
+    worth splitting."""
+    walks = max(1, walks)
+    smallest = PAGES_PER_WINDOW
+    while True:
+        sizes: list[int] = []
+        rest = left
+        while rest > 0:
+            size = min(rest, max(smallest, math.ceil(rest / (GUIDE * walks))))
+            sizes.append(size)
+            rest -= size
+        if len(sizes) > 1 and sizes[-1] < smallest:
+            sizes[0] += sizes.pop()
+        if len(sizes) <= walks * WINDOWS_PER_WALK:
+            return sizes
+        smallest *= 2
 
 
-def windows(base: Params, lo: dt.datetime, end: dt.datetime, count: int) -> list[Params]:
-    """Query parameters of `count` windows spanning [lo, end) that together cover every
-    contact with a `created_at` (the first has no lower bound, the last no upper one beyond
-    `base`'s, so an inexact `lo` or `end` loses nothing). Whether the filters' edges are
+def windows(base: Params, lo: dt.datetime, end: dt.datetime, pages: list[int],
+            at: Callable[[float], dt.datetime] | None = None) -> list[Params]:
+    """Query parameters of one window per entry of `pages` (the largest first) over
+    [lo, end), the smallest the oldest, each holding its share of the contacts as `at` (see
+    `spread`; default: spread evenly over time) places them; returned largest first as
+    planned. Contacts bunched at one instant (an import) make several edges one: those
+    windows merge, and the merged one is walked as early as its pages say. Together they
+    cover every contact with a `created_at`: the oldest has no lower bound, the newest no
+    upper one beyond `base`'s, so inexact shares lose nothing. Whether the filters' edges are
     inclusive is not documented: each window starts a second before the previous one ends,
     and the caller drops the ids it already has. [] when there is nothing to split."""
-    edges = sorted({(lo + (end - lo) * i / count).replace(microsecond=0)
-                    for i in range(1, count)}) if end > lo else []
+    total = sum(pages)
+    if end <= lo or len(pages) < 2 or total <= 0:
+        return []
+    at = at or spread(lo, end, None)
+    oldest_first = pages[::-1]
+    edges: list[dt.datetime] = []  # the upper edge of each window but the newest
+    held: list[int] = []  # the pages planned in each window, the newest last
+    done = carry = 0
+    for size in oldest_first[:-1]:
+        done += size
+        edge = at(done / total).replace(microsecond=0)
+        if edges and edge <= edges[-1]:  # an empty window: its pages lie in the next one
+            carry += size
+            continue
+        edges.append(edge)
+        held.append(size + carry)
+        carry = 0
     if not edges:
         return []
+    held.append(oldest_first[-1] + carry)
     out = [{**base, "created_before": iso_z(edges[0])}]
     for a, b in itertools.pairwise(edges):
         out.append({**base, "created_after": iso_z(a - SECOND), "created_before": iso_z(b)})
     out.append({**base, "created_after": iso_z(edges[-1] - SECOND)})
-    return out
+    order = sorted(range(len(out)), key=lambda k: (-held[k], -k))  # largest, then newest
+    return [out[k] for k in order]
 
 
 def _one(client: GrowthOSClient, path: str, base: Params, name: str, at: dt.datetime
@@ -177,7 +261,7 @@ def plan(client: GrowthOSClient, path: str, base: Params, page: Page, *, page_si
     start = known.start if known is not None else None if order == "desc" else min(stamps)
     left = pages_left(stamps, len(page.data), page_size, total=announced_total(page.extra),
                       known=known, start=start, end=end)
-    if left is None or window_count(left, walks()) < 2:
+    if left is None or len(window_pages(left, walks())) < 2:
         return []  # too few pages follow to be worth windows (or nothing tells): one walk
     if known is None or not known.checked:
         ok, older = honours_filters(client, path, base, head, min(stamps))
@@ -191,4 +275,5 @@ def plan(client: GrowthOSClient, path: str, base: Params, page: Page, *, page_si
         if not found:
             return []
         start = lo
-    return windows(base, start, end, window_count(left, walks()))
+    seen = known if known is not None and known.rows > len(page.data) else None
+    return windows(base, start, end, window_pages(left, walks()), spread(start, end, seen))

@@ -9,6 +9,7 @@ tests are in test_source_contact_windows.py.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import random
 from typing import Any
@@ -22,7 +23,9 @@ from growthos_source.contact_plan import (
     known_from,
     pages_left,
     plan,
-    window_count,
+    quantiles,
+    window_pages,
+    windows,
 )
 from growthos_source.http import Page
 from growthos_source.incremental import parse_ts
@@ -210,7 +213,79 @@ def test_pages_left_and_window_count() -> None:
     assert pages_left([t[0]] * 3, 100, 100, total=None, known=None, start=None,
                       end=END) == 10**9
     assert pages_left(t, 100, 100, total=4_050, known=None, start=None, end=END) == 40
-    assert window_count(39, 5) == 1
-    assert window_count(400, 5) == 20
-    assert window_count(10**9, 5) == 5 * WINDOWS_PER_WALK
+    assert window_pages(39, 5) == [39]
+    assert window_pages(40, 5) == [20, 20]
+    assert len(window_pages(10**9, 5)) <= 5 * WINDOWS_PER_WALK
     assert known_from({"from": "x"}) is None and known_from(None) is None
+
+
+@pytest.mark.parametrize("walks", [2, 4, 8, 16, 64])
+@pytest.mark.parametrize("left", [40, 199, 1_999, 20_000])
+def test_windows_shrink_so_the_walks_in_flight_end_together(left: int, walks: int) -> None:
+    """Largest first, each a share of what is left, the last ones PAGES_PER_WINDOW: the walks
+    in flight near the end read small windows (equal windows left one walk reading a whole
+    window alone). Every page is planned once, and no window is below the floor."""
+    sizes = window_pages(left, walks)
+    assert sum(sizes) == left and len(sizes) <= walks * WINDOWS_PER_WALK
+    assert min(sizes) >= PAGES_PER_WINDOW
+    assert sizes[1:] == sorted(sizes[1:], reverse=True) and sizes[0] >= sizes[1]
+    if len(sizes) >= 2 * walks:  # the walks in flight at the end each read a smallest one
+        assert sizes[-walks:] == [min(sizes)] * walks
+    # The floor rises only where it would make more windows than WINDOWS_PER_WALK per walk.
+    assert min(sizes) == PAGES_PER_WINDOW or len(sizes) > walks * WINDOWS_PER_WALK // 2
+
+
+def test_windows_span_the_history_in_proportion_newest_and_largest_first() -> None:
+    """The first window walked is the newest (open-ended: contacts created during the run
+    land in it) and the largest; the last is the oldest, with no lower bound; each spans time
+    in proportion to its planned pages."""
+    lo = END - dt.timedelta(days=1_000)
+    sizes = window_pages(1_999, 8)
+    wins = windows(dict(BASE), lo, END, sizes)
+    assert len(wins) == len(sizes)
+    assert "created_after" in wins[0] and wins[0]["created_before"] == BASE["created_before"]
+    assert "created_after" not in wins[-1]
+    spans = []
+    for w in wins[1:-1]:
+        a, b = parse_ts(w["created_after"]), parse_ts(w["created_before"])
+        spans.append((b - a - dt.timedelta(seconds=1)) / (END - lo))
+    for share, size in zip(spans, sizes[1:-1], strict=True):
+        assert abs(share - size / sum(sizes)) < 1e-6
+    # Consecutive windows (newest first) overlap by one second: nothing falls between them.
+    for newer, older in itertools.pairwise(wins):
+        assert parse_ts(newer["created_after"]) + dt.timedelta(seconds=1) == \
+            parse_ts(older["created_before"])
+
+
+def test_quantiles_kept_by_a_whole_walk_size_the_next_windows_where_signups_bunch() -> None:
+    """A project that imported a third of its list on its first day, then grew: windows even
+    in time put the import in one window. From the quantiles an earlier walk kept (one
+    `created_at` per ten rows), each window holds about its planned pages; parsed back from
+    the marks as they are stored; unreadable quantiles fall back to time."""
+    api = Contacts(20_000, "asc", growing=True)
+    day_one = api.rows[0]["created_at"]
+    for r in api.rows[: len(api.rows) // 3]:
+        r["created_at"] = day_one
+    rows = sorted(api.rows, key=lambda r: str(r["created_at"]))
+    shape = {"from": rows[0]["created_at"], "newest": rows[-1]["created_at"],
+             "rows": len(rows), "split": True,
+             "quantiles": quantiles([str(r["created_at"]) for r in rows[::10]])}
+    known = known_from(shape)
+    assert known is not None and len(known.quantiles) == 33
+    first, wins, probes = _plan(api, walks=4, known=known)
+    assert probes == 0
+    _assert_covers(api, first, wins)
+    held = [math.ceil(len(api.select(w)) / PAGE) for w in wins]
+    # Walked largest first, each about as large as planned (the import's windows merged
+    # into one, walked first), ending on small ones.
+    assert held[0] >= len(rows) / 3 / PAGE
+    assert all(b <= a + 2 for a, b in itertools.pairwise(held)), held
+    assert held[-1] <= PAGES_PER_WINDOW + 2 and held[-2] <= PAGES_PER_WINDOW + 2, held
+    # Without quantiles the same list splits evenly in time: a window walked last holds
+    # several windows' worth (signups grew), and the walks in flight end one by one.
+    even = Known(known.start, known.newest, known.rows, checked=True)
+    _, wins_even, _ = _plan(api, walks=4, known=even)
+    held_even = [math.ceil(len(api.select(w)) / PAGE) for w in wins_even]
+    assert held_even[-1] > 2 * PAGES_PER_WINDOW, held_even
+    assert known_from({**shape, "quantiles": ["not a time"] * 5}).quantiles == ()  # type: ignore[union-attr]
+    assert quantiles(["2026-01-01T00:00:00Z"] * 2) == []

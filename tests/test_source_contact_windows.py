@@ -12,6 +12,8 @@ import pytest
 from conftest import control, truth
 from warehouse import Warehouse, assert_equals_truth
 
+from growthos_source.endpoints import ENDPOINTS
+
 
 def _requests(sim: object) -> int:
     return int(control(sim, "GET", "stats").json().get("requests", 0))
@@ -65,6 +67,14 @@ def test_a_large_list_is_split_into_windows_and_stays_exact(
     pages = math.ceil(len(truth(sim, "contacts")) / page_size)
     assert used <= pages + 1 + len(wins) + 2, (used, pages, len(wins))
     assert _ledger_requests(wh, "contacts") == used
+    # What the whole walk saw of creation history is kept for the next run's windows: its
+    # stretch, its size, and quantiles of created_at from oldest to newest.
+    walk = next(ep.table for ep in ENDPOINTS if ep.windowed)
+    shape = wh.pipeline.state["sources"]["growthos"]["marks"][walk]["windows"]
+    stamps = sorted(str(r["created_at"]) for r in truth(sim, "contacts"))
+    assert shape["rows"] == len(stamps) and shape["quantiles"] == sorted(shape["quantiles"])
+    assert len(shape["quantiles"]) == 33
+    assert shape["quantiles"][0] >= stamps[0] and shape["quantiles"][-1] <= stamps[-1]
     # A later run sizes its windows from what this one saw and probes nothing.
     caplog.clear()
     before = _requests(sim)

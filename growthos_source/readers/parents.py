@@ -26,6 +26,10 @@ from .context import (
     table_marks,
 )
 
+# A windowed walk samples one `created_at` in this many for the quantiles that size the next
+# run's windows (contact_plan.quantiles), kept as the texts read.
+SAMPLE_EVERY = 10
+
 
 # ---- top-level walks -------------------------------------------------------------------------
 def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
@@ -43,6 +47,7 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
     seen: set[str] = set()
     pages = 0
     oldest = newest = ""  # created_at values read
+    samples: list[str] = []  # every SAMPLE_EVERY-th created_at read, for the quantiles
 
     def new(rows: list[Row]) -> list[Row]:
         nonlocal pages, oldest, newest
@@ -58,6 +63,7 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
                 if times:
                     oldest = min(times + [oldest] * bool(oldest), key=ts_key)
                     newest = max(times + [newest] * bool(newest), key=ts_key)
+                    samples.extend(times[::SAMPLE_EVERY])
         return rows
 
     first = walk(ctx.client, ep.path, params, page_size=ctx.page_size)
@@ -84,11 +90,13 @@ def read_parent(ctx: Context, ep: Endpoint) -> Iterator[Any]:
         if item is not DONE and (rows := new(item[0])):
             yield rows
     if ep.windowed and whole and oldest:
-        # The stretch of creation history and the size this whole walk saw: a later run
-        # sizes its windows from them, and a run that split spares the filters' check.
+        # The stretch of creation history, the size and the spread over time this whole walk
+        # saw: a later run sizes its windows from them, and a run that split spares the
+        # filters' check.
         table_marks(ep.table)["windows"] = {
             "from": oldest, "newest": newest, "rows": len(seen),
-            "split": bool(walks) or bool(isinstance(shape, dict) and shape.get("split"))}
+            "split": bool(walks) or bool(isinstance(shape, dict) and shape.get("split")),
+            "quantiles": contact_plan.quantiles(samples)}
     yield WalkComplete(ep.table, seen, whole, pages,
                        requires="created_at" if len(walks) > 1 else None)
 
