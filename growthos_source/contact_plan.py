@@ -47,10 +47,8 @@ WINDOWS_PER_WALK = 8
 TOTAL_FIELDS = ("total", "total_count", "total_contacts")
 SECOND = dt.timedelta(seconds=1)
 Params = dict[str, Any]
-
-
-# A whole walk keeps this many quantiles of `created_at` (from one row per page) for the
-# next run's windows.
+# A whole walk keeps this many quantiles of `created_at` (from a sample of the rows it read,
+# readers/parents.py) for the next run's windows.
 QUANTILES = 32
 
 
@@ -73,21 +71,19 @@ def known_from(shape: Any) -> Known | None:
     if not isinstance(shape, Mapping):
         return None
     try:
-        start = parse_ts(shape["from"])
-        known = Known(start, parse_ts(shape["newest"]) if shape.get("newest") else start,
-                      int(shape["rows"]), bool(shape.get("split")))
-    except (KeyError, TypeError, ValueError):
-        return None
-    try:
         q = tuple(sorted(parse_ts(v) for v in shape.get("quantiles") or ()))
     except (TypeError, ValueError):
         q = ()
-    return Known(known.start, known.newest, known.rows, known.checked,
-                 q if len(q) > 2 else ())
+    try:
+        start = parse_ts(shape["from"])
+        return Known(start, parse_ts(shape["newest"]) if shape.get("newest") else start,
+                     int(shape["rows"]), bool(shape.get("split")), q if len(q) > 2 else ())
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def quantiles(samples: list[str]) -> list[str]:
-    """QUANTILES + 1 values of `samples` (`created_at` texts, one per page read), evenly
+    """QUANTILES + 1 values of `samples` (`created_at` texts, a sample of those read), evenly
     spaced in rank from the oldest to the newest; [] for fewer than three samples."""
     if len(samples) < 3:
         return []
