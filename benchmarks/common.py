@@ -494,7 +494,8 @@ def machine() -> str:
 class SyncMarks:
     """Wall-clock marks of one `sync()`: every request sent (httpx), every `pipeline.run`
     (with dlt's extract / normalize / load seconds) and the serial steps around them in
-    growthos_source/sync.py (pending packages, replacements, deletes, re-attribution, ledger).
+    growthos_source/sync.py (pending packages, replacements, deletes, re-attribution, ledger,
+    the last checkpoint of a held DuckDB warehouse).
 
         with SyncMarks() as marks:
             sync(pipeline, source)
@@ -555,6 +556,9 @@ class SyncMarks:
         for module, attr in self.STEPS:
             mod = importlib.import_module(f"growthos_source.{module}")
             self._wrap(mod, attr, f"{module.rsplit('.', 1)[-1]}.{attr}")
+        # The DuckDB warehouse held for a sync: its last checkpoint (warehouse/checkpoints.py).
+        held = importlib.import_module("growthos_source.warehouse.checkpoints").Deferral
+        self._wrap(held, "close", "checkpoints.close")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -18,7 +19,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import isolation, ledger, reconcile, rejects, replacements, run_lock, runtime
 from .prefetch import EventFeed
-from .warehouse import deletes, duckdb, guard, recovery, refusals
+from .warehouse import checkpoints, deletes, duckdb, guard, recovery, refusals
 
 logger = logging.getLogger("growthos_source")
 
@@ -96,10 +97,11 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
     with run_lock.hold(pipeline.working_dir, pipeline.pipeline_name, wait_for_lock):
         guard.check_one_destination(pipeline)
         try:
+            # `held` closes after the ledger's rows are written (see _sync).
             with runtime.fewer_gc_passes(), runtime.arrow_on_the_c_allocator(), \
-                    ledger.Recorder(pipeline, command) as rec:
+                    ExitStack() as held, ledger.Recorder(pipeline, command) as rec:
                 return _sync(pipeline, source, backfill_windows, progress, loader_file_format,
-                             run_kwargs, rec)
+                             run_kwargs, rec, held)
         finally:
             if not pipeline.first_run:  # something was loaded: this is its destination now
                 guard.record(pipeline)
@@ -108,7 +110,7 @@ def sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory, *,
 def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
           backfill_windows: int | None, progress: Callable[[BackfillProgress], None] | None,
           loader_file_format: TLoaderFileFormat | None, run_kwargs: dict[str, Any],
-          rec: ledger.Recorder) -> SyncResult:
+          rec: ledger.Recorder, held: ExitStack) -> SyncResult:
     # Arrow pages (the event stream) skip dlt's row normalizer, which otherwise adds the load id.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     # Extract writes rows to gzipped files that normalize reads right back: on a nightly run
@@ -151,6 +153,11 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
         rec.loaded(info)
         return info
 
+    # A run that may re-attribute holds a DuckDB warehouse open until the ledger is written:
+    # DuckDB moves its log into the file while re-attribution reads the API, not at each
+    # close in between (warehouse/checkpoints.py).
+    checkpoint = (held.enter_context(checkpoints.deferred(pipeline)) if had_events
+                  else checkpoints.Deferral())
     try:
         info, failed = isolation.run_each(run_source, run_one)
     finally:
@@ -163,6 +170,7 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     report = dict(_events_marks(pipeline).get("report") or {})
     if info is not None and had_events and "events" in run_source.selected_resources and (
             rows.get("contacts") or rows.get(deletes.LOG_TABLE)):
+        checkpoint.start()
         again = source() if not isinstance(source, DltSource) else run_source
         failures += isolation.failing("events", lambda: _reattribute(
             pipeline, again, fmt, run_kwargs, rows, report, rec))
