@@ -83,7 +83,7 @@ class Deferral:
     def _checkpoint_without_vacuum(self) -> None:
         """The last checkpoint of a sync that checkpointed in the background: without
         DuckDB's vacuum, which rewrites the row groups of `events` that the replacement of
-        re-read ranges left with deleted rows (seconds at 1,000,000 events). The background
+        re-read ranges left with deleted rows (see docs/performance.md). The background
         checkpoint of the next such sync vacuums them, off the critical path; until then they
         are deleted rows DuckDB skips. The setting is DuckDB's, for the whole database: it is
         put back before the connection closes, in case another connection keeps it open."""
@@ -126,6 +126,8 @@ def _hold(pipeline: dlt.Pipeline) -> Any:
                 return None
             # The same file (and no settings of its own) is the same database dlt loads into.
             return duckdb.connect(str(path))
-    except Exception as exc:  # noqa: BLE001  a connection the user passed in, a locked file: hold nothing
+    except Exception as exc:  # noqa: BLE001  the hold only moves checkpoints: without it
+        # (a connection the user passed in, a file another process locked) the sync goes on
+        # as it always did, and dlt reports a warehouse it cannot open when it loads.
         logger.debug("not holding the DuckDB database during the sync: %s", exc)
         return None
