@@ -59,6 +59,8 @@ class Job:
             "DLT_DATA_DIR": str(self.data_dir),
             "DESTINATION__DUCKDB__CREDENTIALS": str(tmp / f"{DB_NAME}.duckdb"),
             "RUNTIME__DLTHUB_TELEMETRY": "false",
+            # A hung run is aborted with every thread's stack on stderr (see `run`).
+            "PYTHONFAULTHANDLER": "1",
         })
         if postgres_url:
             env["DESTINATION__POSTGRES__CREDENTIALS"] = postgres_url
@@ -80,9 +82,22 @@ class Job:
         return subprocess.Popen(cmd, cwd=self.tmp, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
-    def run(self) -> subprocess.CompletedProcess[str]:
+    def run(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run the script to its end. One that has not ended after `timeout` s is a hang: it
+        is aborted with its threads' stacks (faulthandler, PYTHONFAULTHANDLER in the job's
+        environment), which the failure shows, and leaves no process behind."""
         proc = self.start()
-        out, err = proc.communicate(timeout=300)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGABRT)
+            try:
+                _, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            raise AssertionError(f"the run did not end within {timeout:.0f} s; its threads:\n"
+                                 f"{err[-20000:]}") from None
         self.log.append(f"run -> {proc.returncode}")
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
