@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from .http.fanout import Later
 from .incremental import iso_z, parse_ts, ts_key
 
 Row = dict[str, Any]
@@ -174,27 +175,30 @@ class Splitter:
                 window.finish()
         return run
 
-    def more(self) -> tuple[Any, Callable[[], Iterator[Any]]] | None:
+    def more(self) -> tuple[Any, Callable[[], Iterator[Any]]] | Later | None:
         """A new job for an idle worker: the lower half of the longest walk, or None when no
-        walk is worth splitting (the worker then stops). Waits while a walk has not read its
-        first page: until then its size is unknown."""
-        while True:
-            with self._changed:
-                seen = self._version
-            with self._lock:
-                self._running = [w for w in self._running if not w.finished]
-                running = list(self._running)
-            split = split_longest([(w, w) for w in running], self._min_rows)
-            if split is not None:
-                self.splits += 1
-                _, lo, hi = split
-                return f"split-{self.splits}", self.job(lo, hi, hi)
-            if not any(w.rows == 0 and not w.finished for w in running):
-                return None
-            # Sleep until a walk reads its first rows or finishes (with fewer walks allowed at
-            # once than there are, unstarted walks can wait for seconds: polling them cost
-            # ~10% of an unthrottled backfill's CPU). Estimates also drift as walks go on,
-            # so look again now and then.
-            with self._changed:
-                if self._version == seen:
-                    self._changed.wait(RECHECK_SECONDS)
+        walk is worth splitting (the worker then stops). While a walk has not read its first
+        rows its size is unknown: then `Later`, whose wait lasts until a walk reads its first
+        rows or finishes (the worker waits without its place: fanout.py)."""
+        with self._changed:
+            seen = self._version
+        with self._lock:
+            self._running = [w for w in self._running if not w.finished]
+            running = list(self._running)
+        split = split_longest([(w, w) for w in running], self._min_rows)
+        if split is not None:
+            self.splits += 1
+            _, lo, hi = split
+            return f"split-{self.splits}", self.job(lo, hi, hi)
+        if not any(w.rows == 0 and not w.finished for w in running):
+            return None
+        return Later(lambda: self._wait_for_change(seen))
+
+    def _wait_for_change(self, seen: int) -> None:
+        # Sleep until a walk reads its first rows or finishes (with fewer walks allowed at
+        # once than there are, unstarted walks can wait for seconds: polling them cost ~10% of
+        # an unthrottled backfill's CPU). Estimates also drift as walks go on, so look again
+        # now and then.
+        with self._changed:
+            if self._version == seen:
+                self._changed.wait(RECHECK_SECONDS)

@@ -5,6 +5,7 @@ parked walk, and the places are one budget shared by every fan-out of a client."
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 from growthos_source.http import GrowthOSClient
 from growthos_source.http.concurrency import FLOOR, START, ConcurrencyLimit, Places, walks_needed
 from growthos_source.http.fanout import DONE, fan_out, read_ahead
+from growthos_source.splitting import Splitter, Window
 
 
 def feed(limit: ConcurrencyLimit, latency: float, times: int) -> None:
@@ -283,6 +285,44 @@ def test_a_fan_out_nobody_reads_from_holds_no_places() -> None:
     assert other == sorted(f"{n}{i}" for n in "cd" for i in range(50))
     rest = [item for _, item in stalled if item is not DONE]
     assert len(rest) + 1 == 2000 and first[1] == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_waiting_to_split_a_walk_holds_no_place() -> None:
+    """An idle worker of the event stream waits for a walk's first rows before it can split
+    it (splitting.py). It waited holding a place: with the walk's page empty (a window with
+    nothing in it yet, a page of events all read before) and its request slow, a client of two
+    places had none left, and a child list of another table (dlt's pool, the same client)
+    waited for ever. The waiting worker now gives its place back."""
+    places = Places(lambda: 2)
+    go = threading.Event()
+    lo = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    hi = lo + dt.timedelta(days=1)
+
+    def make_walk(a: dt.datetime, b: dt.datetime | None,
+                  window: Window) -> Callable[[], Iterator[list[dict[str, Any]]]]:
+        def pages() -> Iterator[list[dict[str, Any]]]:
+            yield window.clip([])[0]  # a first page with no rows: the walk's size is unknown
+            go.wait(30)  # its next request is slow, and holds its place meanwhile
+            yield window.clip([{"id": "e1", "timestamp": "2025-01-01T12:00:00Z"}])[0]
+        return pages
+
+    splitter = Splitter(make_walk, min_rows=1)
+    events = fan_out([(0, splitter.job(lo, hi, hi))], 2, more=splitter.more, places=places)
+    assert next(events) == (0, [])  # the walk runs; the other worker waits to split it
+    other: list[str] = []
+    child = threading.Thread(target=lambda: other.extend(collect(fan_out(
+        [(n, (lambda n=n: iter([f"{n}0"]))) for n in "ab"], workers=2, places=places))),
+        daemon=True)
+    child.start()
+    child.join(10)
+    go.set()
+    alive = child.is_alive()
+    rest = [item for _, item in events if item is not DONE]
+    assert not alive, "the other fan-out got no place while a worker waited to split"
+    assert other == ["a0", "b0"] and rest == [[{"id": "e1", "timestamp":
+                                                 "2025-01-01T12:00:00Z"}]]
+    assert places.taken == 0
 
 
 @pytest.mark.timeout(60)

@@ -16,6 +16,7 @@ import pytest
 from conftest import control
 from warehouse import Warehouse, assert_equals_truth
 
+from growthos_source.http.fanout import Later
 from growthos_source.splitting import Splitter, Window
 
 UTC = dt.timezone.utc
@@ -54,8 +55,8 @@ def test_the_middle_is_whole_seconds_and_tiny_ranges_are_not_split() -> None:
 
 
 def test_an_idle_worker_sleeps_until_a_walk_reads_its_first_page() -> None:
-    """Splitter.more waits for unstarted walks (their size is unknown) without polling them,
-    and wakes as soon as one reads a page worth splitting."""
+    """While a walk has not read a page (its size is unknown) Splitter.more says `Later`:
+    its wait does not poll the walks, and ends as soon as one reads a page worth splitting."""
     splitter = Splitter(lambda lo, hi, w: lambda: iter(()), min_rows=5)
     top = T0 + dt.timedelta(hours=10)
     splitter.job(T0, top, top)
@@ -70,7 +71,15 @@ def test_an_idle_worker_sleeps_until_a_walk_reads_its_first_page() -> None:
 
     window.remaining = counted  # type: ignore[method-assign]
     got: list[object] = []
-    waiter = threading.Thread(target=lambda: got.append(splitter.more()), daemon=True)
+
+    def ask() -> None:  # as a worker of fanout.py does, without its place while it waits
+        nxt = splitter.more()
+        while isinstance(nxt, Later):
+            nxt.wait()
+            nxt = splitter.more()
+        got.append(nxt)
+
+    waiter = threading.Thread(target=ask, daemon=True)
     waiter.start()
     time.sleep(0.3)
     assert got == [] and looks <= 2  # asleep, not polling (it used to look every 20 ms)

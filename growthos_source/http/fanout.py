@@ -8,7 +8,9 @@ and threads): a worker over the cap parks between two pages, keeping its walk, a
 a place frees up. A worker takes new work (a job, or a split of a running one) only once it
 holds a place, after every parked walk, so more workers than places open no more walks than the
 limit has room for. A worker waiting for its consumer to take a page holds no place, so a parked
-walk can always resume and a resource dlt does not pull from cannot hold up the others.
+walk can always resume and a resource dlt does not pull from cannot hold up the others. Nor does
+a worker told to come back `Later` for work (a split that waits for a walk's first rows): it
+waits without a place, since the walk it waits for, or another table's, may need that place.
 """
 
 from __future__ import annotations
@@ -27,15 +29,26 @@ IDLE = 0.0  # the priority of a worker looking for work: below any walk's (at le
 Job = tuple[Hashable, Callable[[], Iterable[Any]]]
 
 
+class Later:
+    """What `more` returns when it has no work now but may have soon: `wait()` blocks until it
+    is worth asking again (briefly: the worker then looks at `stop` and asks again)."""
+
+    __slots__ = ("wait",)
+
+    def __init__(self, wait: Callable[[], None]) -> None:
+        self.wait = wait
+
+
 def fan_out(jobs: Iterable[Job], workers: int,
-            more: Callable[[], Job | None] | None = None,
+            more: Callable[[], Job | Later | None] | None = None,
             limit: Callable[[], int] | None = None,
             places: Places | None = None,
             sizes: Mapping[Hashable, float] | None = None) -> Iterator[tuple[Hashable, Any]]:
     """Yield (key, item) for every item of every job, and (key, DONE) when a job completes.
 
     `workers` threads run the jobs. `more`, called by a worker that finds no job left, may hand
-    out new work (a split of a running job, see splitting.py); None lets the worker stop.
+    out new work (a split of a running job, see splitting.py), `Later` to be asked again after
+    its wait, or None to let the worker stop.
     `places` (the client's shared budget) or else `limit` caps the jobs advancing at once (see
     the module docstring). `sizes`: the items (pages) a job is expected to yield, where known;
     such jobs start longest first, and a job's place follows the pages it has left
@@ -67,7 +80,7 @@ def fan_out(jobs: Iterable[Job], workers: int,
     todo = iter(job_list)
     take_lock = threading.Lock()
 
-    def take() -> Job | None:
+    def take() -> Job | Later | None:
         with take_lock:
             nxt = next(todo, None)
         return nxt if nxt is not None or more is None else more()
@@ -110,10 +123,12 @@ def fan_out(jobs: Iterable[Job], workers: int,
                 budget.enter(stop, IDLE)
                 try:
                     nxt = take()
-                    if nxt is None or not run(*nxt):
+                    if nxt is None or (not isinstance(nxt, Later) and not run(*nxt)):
                         break
                 finally:
                     budget.leave()
+                if isinstance(nxt, Later):
+                    nxt.wait()  # without a place
             put((None, _EXIT, None))
         except BaseException as exc:  # noqa: BLE001  handed to the consumer, which re-raises it
             put((None, None, exc))
