@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hangs import run_to_end
 from warehouse import Warehouse
 
 from growthos_sim import DEFAULT_KEY, SimServer
@@ -55,8 +56,7 @@ class Project:
         """`growthos-sync ARGS --config-dir <project>/.dlt`, started in another folder."""
         cmd = [str(BIN), *args] + (["--config-dir", str(self.config_dir)] if config else [])
         env = {**self.env, **(env or {})}
-        return subprocess.run(cmd, check=False, cwd=self.elsewhere, env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        return run_to_end(cmd, cwd=self.elsewhere, env=env, timeout=timeout)
 
     def ok(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         proc = self.run(*args, **kw)

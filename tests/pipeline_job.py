@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hangs import run_to_end
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "pipelines" / "growthos_pipeline.py"
 DB_NAME = "kill_wh"
@@ -59,8 +61,6 @@ class Job:
             "DLT_DATA_DIR": str(self.data_dir),
             "DESTINATION__DUCKDB__CREDENTIALS": str(tmp / f"{DB_NAME}.duckdb"),
             "RUNTIME__DLTHUB_TELEMETRY": "false",
-            # A hung run is aborted with every thread's stack on stderr (see `run`).
-            "PYTHONFAULTHANDLER": "1",
         })
         if postgres_url:
             env["DESTINATION__POSTGRES__CREDENTIALS"] = postgres_url
@@ -83,23 +83,11 @@ class Job:
                                 stderr=subprocess.PIPE, text=True)
 
     def run(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run the script to its end. One that has not ended after `timeout` s is a hang: it
-        is aborted with its threads' stacks (faulthandler, PYTHONFAULTHANDLER in the job's
-        environment), which the failure shows, and leaves no process behind."""
-        proc = self.start()
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGABRT)
-            try:
-                _, err = proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-            raise AssertionError(f"the run did not end within {timeout:.0f} s; its threads:\n"
-                                 f"{err[-20000:]}") from None
-        self.log.append(f"run -> {proc.returncode}")
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        """Run the script to its end (a hang fails with its threads' stacks: hangs.py)."""
+        cmd = [sys.executable, str(SCRIPT), *self.args]
+        done = run_to_end(cmd, cwd=self.tmp, env=self.env, timeout=timeout)
+        self.log.append(f"run -> {done.returncode}")
+        return done
 
     # ---- where is the run? -------------------------------------------------------------------
     def _ids(self, *parts: str) -> list[Path]:

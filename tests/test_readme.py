@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from hangs import run_to_end
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "growthos-sync"
@@ -32,8 +32,7 @@ def test_from_python_example_runs_verbatim(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SOURCES__", "DESTINATION__", "DLT_"))}
     env["DLT_DATA_DIR"] = str(tmp_path / "dlt")
-    proc = subprocess.run([sys.executable, "-c", _block("from-python")], cwd=tmp_path, env=env,
-                          check=False, capture_output=True, text=True, timeout=300)
+    proc = run_to_end([sys.executable, "-c", _block("from-python")], cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.fullmatch(r"\d+ contacts, 1000 events\n", proc.stdout), proc.stdout
     assert (tmp_path / "growthos_example.duckdb").is_file()
@@ -91,8 +90,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     env = _clean_env(tmp)
     first = tmp / "first"
     first.mkdir()
-    proc = subprocess.run([str(BIN), "demo", "--models"], cwd=first, env=env, check=False,
-                          capture_output=True, text=True, timeout=600)
+    proc = run_to_end([str(BIN), "demo", "--models"], cwd=first, env=env, timeout=400)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     return first, env
 
@@ -129,8 +127,7 @@ def test_a_second_folders_demo_is_refused_and_the_readme_fix_works(
     second.mkdir()
     small = ["--contacts", "80", "--events", "500"]
     (second / ".venv").symlink_to(Path(sys.executable).parent.parent)
-    run = {"env": env, "capture_output": True, "text": True, "timeout": 600}
-    refused = subprocess.run([str(BIN), "demo", *small], check=False, cwd=second, **run)
+    refused = run_to_end([str(BIN), "demo", *small], cwd=second, env=env)
     assert refused.returncode == 1
     errors = [ln for ln in (refused.stdout + refused.stderr).splitlines()
               if ln.startswith("error:")]
@@ -140,8 +137,8 @@ def test_a_second_folders_demo_is_refused_and_the_readme_fix_works(
     text = " ".join((ROOT / "README.md").read_text().split())
     m = re.search(r"`(DLT_DATA_DIR=\S+ \.venv/bin/growthos-sync demo)`", text)
     assert m, "the README's command for a second folder's demo"
-    fixed = subprocess.run(["bash", "-c", f"{m.group(1)} {' '.join(small)}"], check=False,
-                           cwd=second, **run)
+    fixed = run_to_end(["bash", "-c", f"{m.group(1)} {' '.join(small)}"], cwd=second,
+                       env=env)
     assert fixed.returncode == 0, (fixed.stdout + fixed.stderr)[-3000:]
     assert (second / "growthos_demo.duckdb").is_file()
     # The refusal's own fix, another pipeline name, works for the demo too.
@@ -150,7 +147,7 @@ def test_a_second_folders_demo_is_refused_and_the_readme_fix_works(
     (third / ".venv").symlink_to(Path(sys.executable).parent.parent)
     name = re.search(r"--pipeline-name (\w+)", errors[0])
     assert name, errors[0]
-    other = subprocess.run([str(BIN), "demo", *small, "--pipeline-name", name.group(1)],
-                           check=False, cwd=third, **run)
+    other = run_to_end([str(BIN), "demo", *small, "--pipeline-name", name.group(1)],
+                       cwd=third, env=env)
     assert other.returncode == 0, (other.stdout + other.stderr)[-3000:]
     assert (third / "growthos_demo.duckdb").is_file()
