@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import dlt
 import httpx
 import pytest
 from conftest import control, truth
 from warehouse import Warehouse, assert_equals_truth
 
 from growthos_source import sync
+from growthos_source.warehouse import duckdb_destination
 
 
 def factory(wh: Warehouse, **fixed: Any) -> Any:
@@ -167,3 +169,30 @@ def test_backfill_windows_planned_from_the_daily_counts_cost_about_the_pages(
     # The pages, the count queries, a few probes and one partial page per window.
     assert requests["planned"] <= pages + 10, requests
     assert requests["weekly"] >= requests["planned"] + 40, requests
+
+
+def test_a_chunked_backfill_into_the_default_warehouse_loads_without_the_vacuum(
+        make_sim, tmp_path: Path) -> None:
+    """Our DuckDB destination (the CLI's and the demo's): between the backfill's chunks the
+    database has DuckDB's vacuum off (warehouse/duckdb.py `vacuum_off`), after the sync it is
+    back to DuckDB's default, and the copy is exact."""
+    sim = make_sim(contacts=40, events=1500)
+    wh = Warehouse(tmp_path, sim)
+    pipeline = dlt.pipeline("vacuum", pipelines_dir=str(tmp_path / "pipelines"),
+                            destination=duckdb_destination(str(tmp_path / "v.duckdb")),
+                            dataset_name="gos")
+
+    def vacuum_tasks() -> int:
+        with pipeline.sql_client() as c:
+            (value,), = c.execute_sql("SELECT current_setting('max_vacuum_tasks')")
+        return int(value)
+
+    between: list[int] = []
+    result = sync(pipeline, factory(wh, events_window_days=30), backfill_windows=4,
+                  progress=lambda _: between.append(vacuum_tasks()))
+    assert between and set(between) == {0}
+    assert vacuum_tasks() > 0
+    assert result.rows["events"] == 1500
+    with pipeline.sql_client() as c:
+        (n, distinct), = c.execute_sql("SELECT count(*), count(DISTINCT id) FROM events")
+    assert (n, distinct) == (1500, 1500)

@@ -11,6 +11,7 @@ import dlt
 import duckdb
 
 from growthos_source.warehouse import checkpoints, duckdb_destination
+from growthos_source.warehouse import duckdb as warehouse_duckdb
 
 
 def _pipeline(tmp: Path, name: str = "checkpoints") -> Any:
@@ -118,3 +119,42 @@ def test_other_destinations_hold_nothing(tmp_path: Path) -> None:
     with checkpoints.deferred(p) as held:
         held.start()
         assert (held.connection, held.thread) == (None, None)
+
+
+def _vacuum_tasks(p: Any) -> int:
+    with p.sql_client() as c:
+        (value,), = c.execute_sql("SELECT current_setting('max_vacuum_tasks')")
+    return int(value)
+
+
+def test_loads_in_a_backfill_block_run_without_the_vacuum_and_later_ones_with_it(
+        tmp_path: Path) -> None:
+    """warehouse/duckdb.py `vacuum_off`: every database dlt opens in the block has DuckDB's
+    vacuum off; after it, the setting is DuckDB's default again, and the rows are exact."""
+    p = _pipeline(tmp_path)
+    p.run(_rows(0, 10), table_name="notes")
+    default = _vacuum_tasks(p)
+    assert default > 0
+    with warehouse_duckdb.vacuum_off(p) as off:
+        assert off
+        p.run(_rows(10, 5000), table_name="notes")
+        assert _vacuum_tasks(p) == 0
+        p.run(_rows(5010, 10), table_name="notes")
+        assert _vacuum_tasks(p) == 0
+    assert _vacuum_tasks(p) == default
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        (n, distinct), = con.execute("SELECT count(*), count(DISTINCT id) FROM gos.notes"
+                                     ).fetchall()
+    assert (n, distinct) == (5020, 5020)
+
+
+def test_the_vacuum_stays_on_for_a_destination_without_our_credentials(tmp_path: Path) -> None:
+    """A destination dlt resolves from a path (no credentials object of ours to set): the
+    block changes nothing, and says so."""
+    p = dlt.pipeline("plain", pipelines_dir=str(tmp_path / "pipelines"),
+                     destination=dlt.destinations.duckdb(str(tmp_path / "plain.duckdb")),
+                     dataset_name="gos")
+    p.run(_rows(0, 10), table_name="notes")
+    with warehouse_duckdb.vacuum_off(p) as off:
+        p.run(_rows(10, 10), table_name="notes")
+        assert not off and _vacuum_tasks(p) > 0

@@ -8,8 +8,11 @@ blocks are already on disk) instead, so peak memory stays flat as the backfill g
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dlt
@@ -170,3 +173,51 @@ def is_out_of_memory(exc: BaseException) -> bool:
         todo += [x for x in (e.__cause__, e.__context__, getattr(e, "exception", None))
                  if isinstance(x, BaseException)]
     return False
+
+
+@contextmanager
+def vacuum_off(pipeline: dlt.Pipeline) -> Iterator[bool]:
+    """DuckDB's vacuum off in the databases the block's loads open (yields whether it is).
+
+    A chunked backfill appends each chunk's load jobs as row groups that are partly filled at
+    each file's end. Whichever checkpoint first sees two chunks' appends together may merge
+    those row groups (DuckDB's vacuum), a rewrite of ~200,000 events that took 1.5 s after the
+    backfill's last request, or not at all, depending on when dlt's connections closed
+    (docs/performance.md). Partly filled row groups cost queries nothing measurable, and a later
+    sync's checkpoints (in the background, warehouse/checkpoints.py) may still merge them. The
+    setting is applied by dlt to every database it opens with these credentials; it is put back
+    when the block ends. Nothing for other destinations, a destination dlt built from its own
+    config (no credentials object to set), or a DuckDB without the setting.
+    """
+    creds = _duckdb_credentials(pipeline)
+    if creds is None or not _has_setting("max_vacuum_tasks"):
+        yield False
+        return
+    config = dict(creds.global_config or {})
+    before = dict(config)
+    config["max_vacuum_tasks"] = 0
+    creds.global_config = config
+    try:
+        yield True
+    finally:
+        now = dict(creds.global_config or {})  # the memory limit may have been raised meanwhile
+        now.pop("max_vacuum_tasks", None)
+        if "max_vacuum_tasks" in before:
+            now["max_vacuum_tasks"] = before["max_vacuum_tasks"]
+        creds.global_config = now
+
+
+def _duckdb_credentials(pipeline: dlt.Pipeline) -> DuckDbCredentials | None:
+    dest = pipeline.destination
+    creds = getattr(dest, "config_params", {}).get("credentials") if dest else None
+    return creds if isinstance(creds, DuckDbCredentials) else None
+
+
+@functools.cache
+def _has_setting(name: str) -> bool:
+    """Whether this DuckDB knows the setting `name` (an unknown one fails every connection)."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        return bool(con.execute("SELECT 1 FROM duckdb_settings() WHERE name = ?",
+                                [name]).fetchall())
