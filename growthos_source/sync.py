@@ -136,8 +136,11 @@ def _sync(pipeline: dlt.Pipeline, source: DltSource | SourceFactory,
     if (not isinstance(source, DltSource) and backfill_windows
             and "events" in run_source.selected_resources):
         feed = EventFeed()  # reads the next chunk while dlt normalizes and loads this one
-        # No row-group merges while the backfill appends chunk after chunk (warehouse/duckdb.py).
-        held.enter_context(duckdb.vacuum_off(pipeline))
+        if _events_backlog(pipeline) != 0:
+            # A backfill to load (None: it starts now): no row-group merges while it appends
+            # chunk after chunk (warehouse/duckdb.py). A caught-up sync keeps the vacuum, which
+            # compacts what re-attribution replaced.
+            held.enter_context(duckdb.vacuum_off(pipeline))
         failures += isolation.failing("events", lambda: _backfill_events(
             pipeline, source, backfill_windows, fmt, rows, progress,
             run_kwargs.get("table_format"), rec, feed))

@@ -16,6 +16,7 @@ from conftest import control, truth
 from warehouse import Warehouse, assert_equals_truth
 
 from growthos_source import sync
+from growthos_source.warehouse import duckdb as warehouse_duckdb
 from growthos_source.warehouse import duckdb_destination
 
 
@@ -172,10 +173,18 @@ def test_backfill_windows_planned_from_the_daily_counts_cost_about_the_pages(
 
 
 def test_a_chunked_backfill_into_the_default_warehouse_loads_without_the_vacuum(
-        make_sim, tmp_path: Path) -> None:
+        make_sim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Our DuckDB destination (the CLI's and the demo's): between the backfill's chunks the
     database has DuckDB's vacuum off (warehouse/duckdb.py `vacuum_off`), after the sync it is
-    back to DuckDB's default, and the copy is exact."""
+    back to DuckDB's default, and the copy is exact. A caught-up sync keeps the vacuum."""
+    blocks: list[int] = []
+    real = warehouse_duckdb.vacuum_off
+
+    def counted(p: Any) -> Any:
+        blocks.append(1)
+        return real(p)
+
+    monkeypatch.setattr(warehouse_duckdb, "vacuum_off", counted)
     sim = make_sim(contacts=40, events=1500)
     wh = Warehouse(tmp_path, sim)
     pipeline = dlt.pipeline("vacuum", pipelines_dir=str(tmp_path / "pipelines"),
@@ -196,3 +205,7 @@ def test_a_chunked_backfill_into_the_default_warehouse_loads_without_the_vacuum(
     with pipeline.sql_client() as c:
         (n, distinct), = c.execute_sql("SELECT count(*), count(DISTINCT id) FROM events")
     assert (n, distinct) == (1500, 1500)
+    assert blocks == [1]
+    control(sim, "POST", "mutate", json={"advance": "1d", "events": {"create": 40}})
+    sync(pipeline, factory(wh, events_window_days=30), backfill_windows=4)
+    assert blocks == [1]  # caught up: no block
