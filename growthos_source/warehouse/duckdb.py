@@ -152,9 +152,8 @@ def _cap(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
 
 
 def _capped_credentials(pipeline: dlt.Pipeline) -> DuckDbCredentials | None:
-    dest = pipeline.destination
-    creds = getattr(dest, "config_params", {}).get("credentials") if dest else None
-    if not isinstance(creds, DuckDbCredentials) or not creds.global_config:
+    creds = _duckdb_credentials(pipeline)
+    if creds is None or not creds.global_config:
         return None
     return creds if creds.global_config.get("memory_limit") else None
 
@@ -194,16 +193,16 @@ def vacuum_off(pipeline: dlt.Pipeline) -> Iterator[bool]:
         yield False
         return
     config = dict(creds.global_config or {})
-    before = dict(config)
-    config["max_vacuum_tasks"] = 0
-    creds.global_config = config
+    unset = object()
+    old = config.get("max_vacuum_tasks", unset)
+    creds.global_config = {**config, "max_vacuum_tasks": 0}
     try:
         yield True
     finally:
         now = dict(creds.global_config or {})  # the memory limit may have been raised meanwhile
         now.pop("max_vacuum_tasks", None)
-        if "max_vacuum_tasks" in before:
-            now["max_vacuum_tasks"] = before["max_vacuum_tasks"]
+        if old is not unset:
+            now["max_vacuum_tasks"] = old
         creds.global_config = now
 
 
